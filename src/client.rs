@@ -79,7 +79,12 @@ pub async fn sentinel_master(
     addr: SocketAddrV4,
     master_name: &str,
 ) -> Result<BTreeMap<String, String>> {
-    query(addr, None, redis::cmd("SENTINEL").arg("MASTER").arg(master_name)).await
+    query(
+        addr,
+        None,
+        redis::cmd("SENTINEL").arg("MASTER").arg(master_name),
+    )
+    .await
 }
 
 /// `SENTINEL REPLICAS|SENTINELS <name>`: one map per instance.
@@ -88,7 +93,12 @@ pub async fn sentinel_list(
     what: &str,
     master_name: &str,
 ) -> Result<Vec<BTreeMap<String, String>>> {
-    query(addr, None, redis::cmd("SENTINEL").arg(what).arg(master_name)).await
+    query(
+        addr,
+        None,
+        redis::cmd("SENTINEL").arg(what).arg(master_name),
+    )
+    .await
 }
 
 /// `SENTINEL GET-MASTER-ADDR-BY-NAME <name>`.
@@ -102,7 +112,9 @@ pub async fn master_addr(addr: SocketAddrV4, master_name: &str) -> Result<Socket
     )
     .await?;
     let ip = ip.parse().map_err(|_| {
-        Error::State(format!("sentinel {addr} reported a master address `{ip}` that is not IPv4"))
+        Error::State(format!(
+            "sentinel {addr} reported a master address `{ip}` that is not IPv4"
+        ))
     })?;
     Ok(SocketAddrV4::new(ip, port))
 }

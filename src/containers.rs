@@ -53,7 +53,12 @@ fn labels(t: &Topology, node: Option<&str>, kind: Option<&str>) -> HashMap<Strin
 }
 
 /// Creates the macvlan network on `parent` (bridge mode, the topology's subnet).
-pub async fn create_network(docker: &Docker, t: &Topology, names: &Names, parent: &str) -> Result<()> {
+pub async fn create_network(
+    docker: &Docker,
+    t: &Topology,
+    names: &Names,
+    parent: &str,
+) -> Result<()> {
     let req = NetworkCreateRequest {
         name: names.network.clone(),
         driver: Some("macvlan".into()),
@@ -73,15 +78,21 @@ pub async fn create_network(docker: &Docker, t: &Topology, names: &Names, parent
         labels: Some(labels(t, None, None)),
         ..Default::default()
     };
-    docker
-        .create_network(req)
-        .await
-        .map_err(|e| Error::docker(format!("create macvlan network {} on {parent}", names.network), e))?;
+    docker.create_network(req).await.map_err(|e| {
+        Error::docker(
+            format!("create macvlan network {} on {parent}", names.network),
+            e,
+        )
+    })?;
     Ok(())
 }
 
 fn bind(host: &Path, container: &str, ro: bool) -> String {
-    format!("{}:{container}:{}", host.display(), if ro { "ro" } else { "rw" })
+    format!(
+        "{}:{container}:{}",
+        host.display(),
+        if ro { "ro" } else { "rw" }
+    )
 }
 
 fn caps() -> Option<Vec<String>> {
@@ -111,7 +122,10 @@ pub async fn start_redis(
     let body = ContainerCreateBody {
         image: Some(t.image.clone()),
         hostname: Some(node.name.clone()),
-        cmd: Some(vec![format!("{}/sh", paths::BIN), format!("{}/start-redis", paths::BIN)]),
+        cmd: Some(vec![
+            format!("{}/sh", paths::BIN),
+            format!("{}/start-redis", paths::BIN),
+        ]),
         env: Some(vec![format!("PATH={}", paths::PATH)]),
         labels: Some(labels(t, Some(&node.name), Some("redis"))),
         host_config: Some(HostConfig {
@@ -149,7 +163,10 @@ pub async fn start_sentinel(
         .collect();
     let body = ContainerCreateBody {
         image: Some(t.image.clone()),
-        cmd: Some(vec![format!("{}/sh", paths::BIN), format!("{}/start-sentinel", paths::BIN)]),
+        cmd: Some(vec![
+            format!("{}/sh", paths::BIN),
+            format!("{}/start-sentinel", paths::BIN),
+        ]),
         env: Some(env),
         labels: Some(labels(t, Some(&node.name), Some("sentinel"))),
         host_config: Some(HostConfig {
@@ -174,7 +191,11 @@ pub async fn start_sentinel(
     create_and_start(docker, &name, body).await
 }
 
-async fn create_and_start(docker: &Docker, name: &str, body: ContainerCreateBody) -> Result<String> {
+async fn create_and_start(
+    docker: &Docker,
+    name: &str,
+    body: ContainerCreateBody,
+) -> Result<String> {
     let opts = CreateContainerOptionsBuilder::default().name(name).build();
     let created = docker
         .create_container(Some(opts), body)
@@ -199,7 +220,10 @@ pub struct ContainerState {
 
 /// Inspects `name`; `None` when the container does not exist.
 pub async fn state(docker: &Docker, name: &str, network: &str) -> Result<Option<ContainerState>> {
-    match docker.inspect_container(name, None::<InspectContainerOptions>).await {
+    match docker
+        .inspect_container(name, None::<InspectContainerOptions>)
+        .await
+    {
         Ok(c) => {
             let s = c.state.unwrap_or_default();
             let mac = c
@@ -216,7 +240,9 @@ pub async fn state(docker: &Docker, name: &str, network: &str) -> Result<Option<
                 exit_code: s.exit_code,
             }))
         }
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(None),
         Err(e) => Err(Error::docker(format!("inspect {name}"), e)),
     }
 }

@@ -25,10 +25,13 @@ pub async fn connect() -> Result<Docker> {
         what: format!("cannot reach a Docker engine: {e}"),
         hint: "run `cargo xtask doctor --fix` (installs docker.io and starts dockerd)".into(),
     })?;
-    let docker = docker.negotiate_version().await.map_err(|e| Error::Prerequisite {
-        what: format!("no Docker engine answers on the local socket: {e}"),
-        hint: "start one with `cargo xtask doctor --fix` (or `dockerd &`), then retry".into(),
-    })?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .map_err(|e| Error::Prerequisite {
+            what: format!("no Docker engine answers on the local socket: {e}"),
+            hint: "start one with `cargo xtask doctor --fix` (or `dockerd &`), then retry".into(),
+        })?;
     docker.ping().await.map_err(|e| Error::Prerequisite {
         what: format!("the Docker engine does not answer ping: {e}"),
         hint: "check `docker info`; `cargo xtask doctor --fix` starts dockerd".into(),

@@ -14,7 +14,12 @@ pub async fn probe(t: &Topology, master: &Node) -> Result<(), String> {
     let redis = |node: &Node| SocketAddrV4::new(node.ip, t.redis_port);
     let mut missing: Vec<String> = Vec::new();
 
-    let infos = join_all(t.nodes.iter().map(|node| client::info(redis(node), pw, "replication"))).await;
+    let infos = join_all(
+        t.nodes
+            .iter()
+            .map(|node| client::info(redis(node), pw, "replication")),
+    )
+    .await;
     for (node, info) in t.nodes.iter().zip(&infos) {
         let info = match info {
             Ok(i) => i,
@@ -25,13 +30,23 @@ pub async fn probe(t: &Topology, master: &Node) -> Result<(), String> {
         };
         let role = info.get("role").map(String::as_str).unwrap_or("?");
         if node.name == master.name {
-            let linked = info.get("connected_slaves").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+            let linked = info
+                .get("connected_slaves")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
             if role != "master" || linked != n - 1 {
-                missing.push(format!("{} is master with {} replicas (role:{role}, connected_slaves:{linked})", node.name, n - 1));
+                missing.push(format!(
+                    "{} is master with {} replicas (role:{role}, connected_slaves:{linked})",
+                    node.name,
+                    n - 1
+                ));
             }
         } else {
             let host = info.get("master_host").map(String::as_str).unwrap_or("?");
-            let link = info.get("master_link_status").map(String::as_str).unwrap_or("?");
+            let link = info
+                .get("master_link_status")
+                .map(String::as_str)
+                .unwrap_or("?");
             if role != "slave" || host != master.ip.to_string() || link != "up" {
                 missing.push(format!(
                     "{} replicates {} with master_link_status:up (role:{role}, master_host:{host}, link:{link})",
@@ -71,16 +86,25 @@ impl SentinelView {
         let get = |k: &str| self.master.get(k).map(String::as_str).unwrap_or("?");
         let mut bad = Vec::new();
         if get("ip") != master.ip.to_string() {
-            bad.push(format!("reports master {} instead of {}", get("ip"), master.ip));
+            bad.push(format!(
+                "reports master {} instead of {}",
+                get("ip"),
+                master.ip
+            ));
         }
         if get("flags") != "master" {
             bad.push(format!("master flags are {}", get("flags")));
         }
         let want = (n - 1).to_string();
         if get("num-slaves") != want || self.replica_flags.iter().any(|f| f != "slave") {
-            bad.push(format!("num-slaves={} flags={:?} (want {want} healthy replicas)", get("num-slaves"), self.replica_flags));
+            bad.push(format!(
+                "num-slaves={} flags={:?} (want {want} healthy replicas)",
+                get("num-slaves"),
+                self.replica_flags
+            ));
         }
-        if get("num-other-sentinels") != want || self.sentinel_flags.iter().any(|f| f != "sentinel") {
+        if get("num-other-sentinels") != want || self.sentinel_flags.iter().any(|f| f != "sentinel")
+        {
             bad.push(format!(
                 "num-other-sentinels={} flags={:?} (want {want} healthy peers)",
                 get("num-other-sentinels"),
@@ -105,7 +129,9 @@ pub async fn sentinel_view(t: &Topology, node: &Node) -> Result<SentinelView, St
         client::sentinel_list(addr, "SENTINELS", m)
     );
     let flags = |l: Vec<std::collections::BTreeMap<String, String>>| {
-        l.into_iter().map(|i| i.get("flags").cloned().unwrap_or_default()).collect()
+        l.into_iter()
+            .map(|i| i.get("flags").cloned().unwrap_or_default())
+            .collect()
     };
     Ok(SentinelView {
         master: master.map_err(|e| e.to_string())?,
@@ -119,7 +145,10 @@ pub async fn vip_answers_as(t: &Topology, master: &Node) -> Result<(), String> {
     let pw = t.auth.as_ref().map(|a| a.password.as_str());
     let vip = SocketAddrV4::new(t.vip, t.redis_port);
     let direct = SocketAddrV4::new(master.ip, t.redis_port);
-    let (via_vip, on_master) = tokio::join!(client::info(vip, pw, "everything"), client::info(direct, pw, "server"));
+    let (via_vip, on_master) = tokio::join!(
+        client::info(vip, pw, "everything"),
+        client::info(direct, pw, "server")
+    );
     let via_vip = via_vip.map_err(|e| format!("the VIP {vip} answers ({e})"))?;
     let want = on_master
         .map_err(|e| format!("{} answers INFO server ({e})", master.name))?

@@ -39,7 +39,11 @@ pub fn owned_links() -> Result<Vec<OwnedLink>> {
     Ok(links
         .into_iter()
         .filter_map(|l| {
-            let testbed = l.ifalias.as_deref()?.strip_prefix(LINK_ALIAS_PREFIX)?.to_string();
+            let testbed = l
+                .ifalias
+                .as_deref()?
+                .strip_prefix(LINK_ALIAS_PREFIX)?
+                .to_string();
             Some(OwnedLink {
                 name: l.ifname,
                 testbed,
@@ -70,7 +74,16 @@ pub fn create_segment(
         None => {
             run(
                 "ip",
-                &["link", "add", &names.parent, "type", "veth", "peer", "name", &names.parent_peer],
+                &[
+                    "link",
+                    "add",
+                    &names.parent,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    &names.parent_peer,
+                ],
             )?;
             for l in [&names.parent, &names.parent_peer] {
                 run("ip", &["link", "set", l, "alias", alias])?;
@@ -83,7 +96,17 @@ pub fn create_segment(
     };
     run(
         "ip",
-        &["link", "add", &names.shim, "link", &parent, "type", "macvlan", "mode", "bridge"],
+        &[
+            "link",
+            "add",
+            &names.shim,
+            "link",
+            &parent,
+            "type",
+            "macvlan",
+            "mode",
+            "bridge",
+        ],
     )?;
     run("ip", &["link", "set", &names.shim, "alias", alias])?;
     let _ = std::fs::write(
@@ -142,9 +165,15 @@ pub fn host_addresses_in(subnet: Subnet) -> Result<Vec<String>> {
     let mut busy = Vec::new();
     for i in list {
         for a in i.addr_info {
-            let Ok(ip) = a.local.parse::<Ipv4Addr>() else { continue };
+            let Ok(ip) = a.local.parse::<Ipv4Addr>() else {
+                continue;
+            };
             let net = Subnet::new(ip, 32).ok().map(|_| {
-                let mask = if a.prefixlen == 0 { 0 } else { u32::MAX << (32 - a.prefixlen) };
+                let mask = if a.prefixlen == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - a.prefixlen)
+                };
                 Subnet::new(Ipv4Addr::from(u32::from(ip) & mask), a.prefixlen)
             });
             if let Some(Ok(net)) = net {

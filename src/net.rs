@@ -192,7 +192,10 @@ mod tests {
             s.with_host_of(Ipv4Addr::new(198, 18, 0, 11), old),
             Ipv4Addr::new(198, 18, 4, 11)
         );
-        assert!("198.18.0.1/24".parse::<Subnet>().unwrap_err().contains("host bits"));
+        assert!("198.18.0.1/24"
+            .parse::<Subnet>()
+            .unwrap_err()
+            .contains("host bits"));
     }
 
     #[test]

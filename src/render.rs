@@ -25,16 +25,21 @@ pub mod paths {
     /// The interface of a container on the macvlan network.
     pub const INTERFACE: &str = "eth0";
     /// The PATH inside every container: busybox tools come first.
-    pub const PATH: &str = "/testbed/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    pub const PATH: &str =
+        "/testbed/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 }
 
 /// redis.conf for `node`.
 pub fn redis_conf(t: &Topology, node: &Node) -> String {
     let master = t.initial_master();
     let mut c = header(t, node, "redis.conf");
-    c += &format!("port {}\nbind 0.0.0.0\nprotected-mode no\ndaemonize no\n", t.redis_port);
+    c += &format!(
+        "port {}\nbind 0.0.0.0\nprotected-mode no\ndaemonize no\n",
+        t.redis_port
+    );
     c += "logfile \"\"\ndir /tmp\n";
-    c += "# no persistence: the testbed measures replication, not disks\nsave \"\"\nappendonly no\n";
+    c +=
+        "# no persistence: the testbed measures replication, not disks\nsave \"\"\nappendonly no\n";
     c += "# start a full sync at once instead of waiting 5 s for more replicas\nrepl-diskless-sync-delay 0\n";
     if node.name != master.name {
         c += &format!("replicaof {} {}\n", master.ip, t.redis_port);
@@ -63,22 +68,36 @@ pub fn sentinel_conf(t: &Topology, node: &Node) -> String {
     let master = t.initial_master();
     let m = &t.master_name;
     let mut c = header(t, node, "sentinel.conf");
-    c += &format!("port {}\nprotected-mode no\ndaemonize no\nlogfile \"\"\ndir /tmp\n", t.sentinel_port);
+    c += &format!(
+        "port {}\nprotected-mode no\ndaemonize no\nlogfile \"\"\ndir /tmp\n",
+        t.sentinel_port
+    );
     c += &format!("sentinel myid {}\n", sentinel_id(t, node));
-    c += &format!("sentinel monitor {m} {} {} {}\n", master.ip, t.redis_port, t.quorum);
+    c += &format!(
+        "sentinel monitor {m} {} {} {}\n",
+        master.ip, t.redis_port, t.quorum
+    );
     c += &format!("sentinel down-after-milliseconds {m} {}\n", t.down_after_ms);
     c += &format!("sentinel failover-timeout {m} {}\n", t.failover_timeout_ms);
     c += &format!("sentinel parallel-syncs {m} {}\n", t.parallel_syncs);
     if let Some(a) = &t.auth {
         c += &format!("sentinel auth-pass {m} {}\n", a.password);
     }
-    c += &format!("sentinel client-reconfig-script {m} {}/wrapper.sh\n", paths::SCRIPT_DIR);
+    c += &format!(
+        "sentinel client-reconfig-script {m} {}/wrapper.sh\n",
+        paths::SCRIPT_DIR
+    );
     c += "# known peers: no waiting for discovery through INFO and hello messages\n";
     for n in t.nodes.iter().filter(|n| n.name != master.name) {
         c += &format!("sentinel known-replica {m} {} {}\n", n.ip, t.redis_port);
     }
     for n in t.nodes.iter().filter(|n| n.name != node.name) {
-        c += &format!("sentinel known-sentinel {m} {} {} {}\n", n.ip, t.sentinel_port, sentinel_id(t, n));
+        c += &format!(
+            "sentinel known-sentinel {m} {} {} {}\n",
+            n.ip,
+            t.sentinel_port,
+            sentinel_id(t, n)
+        );
     }
     for l in &t.sentinel_conf {
         c += l;
@@ -93,7 +112,9 @@ pub fn sentinel_id(t: &Topology, node: &Node) -> String {
     (0u32..5)
         .map(|i| {
             let s = format!("{}/{}/{i}", t.name, node.name);
-            let h = s.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+            let h = s.bytes().fold(0x811c_9dc5u32, |h, b| {
+                (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+            });
             format!("{h:08x}")
         })
         .collect()
@@ -184,7 +205,9 @@ mod tests {
     use std::path::Path;
 
     fn fixture(name: &str) -> Topology {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name);
         Topology::from_file(&p, &ParseOptions::default()).unwrap()
     }
 
@@ -216,7 +239,9 @@ mod tests {
     fn sentinel_ids_are_distinct_and_40_hex() {
         let t = Topology::default_topology();
         let ids: Vec<_> = t.nodes.iter().map(|n| sentinel_id(&t, n)).collect();
-        assert!(ids.iter().all(|i| i.len() == 40 && i.chars().all(|c| c.is_ascii_hexdigit())));
+        assert!(ids
+            .iter()
+            .all(|i| i.len() == 40 && i.chars().all(|c| c.is_ascii_hexdigit())));
         assert_ne!(ids[0], ids[1]);
         assert_ne!(ids[1], ids[2]);
     }

@@ -8,7 +8,9 @@
 use crate::docker::{LABEL_MANAGED, LABEL_NAME};
 use crate::error::{Error, Result};
 use crate::links;
-use bollard::query_parameters::{ListContainersOptions, ListNetworksOptions, RemoveContainerOptions};
+use bollard::query_parameters::{
+    ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
+};
 use bollard::Docker;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -58,7 +60,9 @@ pub async fn containers(docker: &Docker, name: Option<&str>) -> Result<Vec<Strin
 /// Names of the networks of testbed `name` (or of all testbeds).
 pub async fn networks(docker: &Docker, name: Option<&str>) -> Result<Vec<String>> {
     let list = docker
-        .list_networks(Some(ListNetworksOptions { filters: Some(filter(name)) }))
+        .list_networks(Some(ListNetworksOptions {
+            filters: Some(filter(name)),
+        }))
         .await
         .map_err(|e| Error::docker("list networks", e))?;
     Ok(list.into_iter().filter_map(|n| n.name).collect())
@@ -66,25 +70,35 @@ pub async fn networks(docker: &Docker, name: Option<&str>) -> Result<Vec<String>
 
 /// Removes testbed `name` (every testbed when `None`): containers, networks,
 /// host links, and state directories under `state_root`.
-pub async fn down(docker: &Docker, name: Option<&str>, state_root: &std::path::Path) -> Result<Removed> {
+pub async fn down(
+    docker: &Docker,
+    name: Option<&str>,
+    state_root: &std::path::Path,
+) -> Result<Removed> {
     let mut removed = Removed::default();
     let mut names = containers(docker, name).await?;
     // Sentinels first: they live in their redis container's namespace.
     names.sort_by_key(|n| !n.ends_with("-sentinel"));
-    let opts = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+    let opts = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
     for c in names {
         match docker.remove_container(&c, Some(opts.clone())).await {
-            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                removed.containers.push(c)
-            }
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => removed.containers.push(c),
             Err(e) => return Err(Error::docker(format!("remove container {c}"), e)),
         }
     }
     for n in networks(docker, name).await? {
         match docker.remove_network(&n).await {
-            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                removed.networks.push(n)
-            }
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => removed.networks.push(n),
             Err(e) => return Err(Error::docker(format!("remove network {n}"), e)),
         }
     }
@@ -137,7 +151,10 @@ fn live() -> &'static Mutex<Vec<(String, PathBuf)>> {
 /// once per process).
 pub fn register(name: &str, state_root: PathBuf) {
     install_signal_handler();
-    live().lock().expect("live lock").push((name.to_string(), state_root));
+    live()
+        .lock()
+        .expect("live lock")
+        .push((name.to_string(), state_root));
 }
 
 /// Forgets a testbed (removed, or handed over to the user by `up`).
@@ -149,14 +166,18 @@ fn install_signal_handler() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         std::thread::spawn(|| {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async {
                 use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut int), Ok(mut term)) =
-                    (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-                else {
+                let (Ok(mut int), Ok(mut term)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) else {
                     return;
                 };
                 tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
@@ -164,7 +185,9 @@ fn install_signal_handler() {
                 for (name, root) in list {
                     eprintln!("interrupted: removing testbed {name}");
                     if let Err(e) = down_blocking(&name, root) {
-                        eprintln!("removing testbed {name} failed: {e}; run `cargo xtask down --all`");
+                        eprintln!(
+                            "removing testbed {name} failed: {e}; run `cargo xtask down --all`"
+                        );
                     }
                 }
                 std::process::exit(130);

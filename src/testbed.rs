@@ -98,7 +98,10 @@ impl Testbed {
             return Err(Error::Busy {
                 what: format!("testbed `{}`", topology.name),
                 detail: format!("containers exist already: {}", existing.join(", ")),
-                hint: format!("remove them with `cargo xtask down --name {}` (or `down --all`)", topology.name),
+                hint: format!(
+                    "remove them with `cargo xtask down --name {}` (or `down --all`)",
+                    topology.name
+                ),
             });
         }
         check_subnet_free(&docker, &topology, opts.parent.is_some()).await?;
@@ -119,7 +122,12 @@ impl Testbed {
         // From here on a failure removes whatever was made: `tb` is owned.
         tb.bring_up(&opts, &progress).await?;
         tb.up_ms = progress.elapsed().as_secs_f64() * 1000.0;
-        tb.timeline.record(Kind::Observation, "testbed", "healthy", format!("up in {:.0} ms", tb.up_ms));
+        tb.timeline.record(
+            Kind::Observation,
+            "testbed",
+            "healthy",
+            format!("up in {:.0} ms", tb.up_ms),
+        );
         progress.done(format!("healthy in {:.2} s", tb.up_ms / 1000.0));
         Ok(tb)
     }
@@ -127,17 +135,37 @@ impl Testbed {
     async fn bring_up(&mut self, opts: &UpOptions, progress: &Progress) -> Result<()> {
         let t = self.topology.clone();
         self.write_files()?;
-        self.parent = links::create_segment(&self.names, t.subnet, t.shim_ip(), opts.parent.as_deref())?;
+        self.parent =
+            links::create_segment(&self.names, t.subnet, t.shim_ip(), opts.parent.as_deref())?;
         containers::create_network(&self.docker, &t, &self.names, &self.parent).await?;
-        let state = StateFile { topology: t.to_toml(), parent: self.parent.clone() };
+        let state = StateFile {
+            topology: t.to_toml(),
+            parent: self.parent.clone(),
+        };
         let state_path = self.state_dir.join(STATE_FILE);
-        std::fs::write(&state_path, serde_json::to_string_pretty(&state).expect("serialises"))
-            .map_err(|e| Error::io(&state_path, e))?;
-        progress.step(format!("segment {} (parent {}, shim {} {})", t.subnet, self.parent, self.names.shim, t.shim_ip()));
+        std::fs::write(
+            &state_path,
+            serde_json::to_string_pretty(&state).expect("serialises"),
+        )
+        .map_err(|e| Error::io(&state_path, e))?;
+        progress.step(format!(
+            "segment {} (parent {}, shim {} {})",
+            t.subnet,
+            self.parent,
+            self.names.shim,
+            t.shim_ip()
+        ));
 
         let tools = self.state_dir.join("bin");
         try_join_all(t.nodes.iter().map(|n| {
-            containers::start_redis(&self.docker, &t, &self.names, n, NodeDirs::new(&self.state_dir, &n.name), &tools)
+            containers::start_redis(
+                &self.docker,
+                &t,
+                &self.names,
+                n,
+                NodeDirs::new(&self.state_dir, &n.name),
+                &tools,
+            )
         }))
         .await?;
         for n in &t.nodes {
@@ -163,13 +191,17 @@ impl Testbed {
         for n in &t.nodes {
             self.timeline.subscribe(&n.name, self.sentinel_addr(n));
         }
-        self.wait_healthy(t.initial_master(), opts.health_timeout).await
+        self.wait_healthy(t.initial_master(), opts.health_timeout)
+            .await
     }
 
     /// Waits until every health condition holds with `master` as the master.
     pub async fn wait_healthy(&self, master: &Node, timeout: Duration) -> Result<()> {
         let t = &self.topology;
-        wait::until("the testbed to be healthy", timeout, wait::POLL, || health::probe(t, master)).await
+        wait::until("the testbed to be healthy", timeout, wait::POLL, || {
+            health::probe(t, master)
+        })
+        .await
     }
 
     /// Writes configs, scripts and tools into the state directory.
@@ -181,7 +213,8 @@ impl Testbed {
                 std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
             }
             std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(&p, e))
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io(&p, e))
         };
         if self.state_dir.exists() {
             std::fs::remove_dir_all(&self.state_dir).map_err(|e| Error::io(&self.state_dir, e))?;
@@ -189,7 +222,11 @@ impl Testbed {
         for n in &t.nodes {
             let d = NodeDirs::new(&self.state_dir, &n.name);
             write(d.redis.join("redis.conf"), &render::redis_conf(t, n), 0o644)?;
-            write(d.sentinel.join("sentinel.conf"), &render::sentinel_conf(t, n), 0o644)?;
+            write(
+                d.sentinel.join("sentinel.conf"),
+                &render::sentinel_conf(t, n),
+                0o644,
+            )?;
             std::fs::create_dir_all(&d.log).map_err(|e| Error::io(&d.log, e))?;
         }
         let script = match &t.reconfig_script {
@@ -197,7 +234,11 @@ impl Testbed {
             None => render::VIP_SCRIPT.to_string(),
         };
         write(self.state_dir.join("script/script.sh"), &script, 0o755)?;
-        write(self.state_dir.join("script/wrapper.sh"), render::WRAPPER, 0o755)?;
+        write(
+            self.state_dir.join("script/wrapper.sh"),
+            render::WRAPPER,
+            0o755,
+        )?;
         let bin = self.state_dir.join("bin");
         write(bin.join("start-redis"), render::START_REDIS, 0o755)?;
         write(bin.join("start-sentinel"), render::START_SENTINEL, 0o755)?;
@@ -222,9 +263,11 @@ impl Testbed {
             )),
             _ => Error::io(&path, e),
         })?;
-        let state: StateFile =
-            serde_json::from_str(&text).map_err(|e| Error::State(format!("{}: {e}", path.display())))?;
-        let opts = ParseOptions { allow_any_subnet: true };
+        let state: StateFile = serde_json::from_str(&text)
+            .map_err(|e| Error::State(format!("{}: {e}", path.display())))?;
+        let opts = ParseOptions {
+            allow_any_subnet: true,
+        };
         let topology = Topology::parse(&state.topology, Some(&path), &opts)?;
         let docker = crate::docker::connect().await?;
         let tb = Testbed {
@@ -267,9 +310,12 @@ impl Testbed {
     }
 
     pub fn node(&self, name: &str) -> Result<&Node> {
-        self.topology
-            .node(name)
-            .ok_or_else(|| Error::State(format!("no node `{name}` in testbed {}", self.topology.name)))
+        self.topology.node(name).ok_or_else(|| {
+            Error::State(format!(
+                "no node `{name}` in testbed {}",
+                self.topology.name
+            ))
+        })
     }
 
     pub fn redis_addr(&self, n: &Node) -> SocketAddrV4 {
@@ -286,10 +332,14 @@ impl Testbed {
 
     /// The host PID of a node's redis container (0 when not running).
     pub async fn pid(&self, n: &Node) -> Result<i64> {
-        Ok(containers::state(&self.docker, &self.names.redis(&n.name), &self.names.network)
-            .await?
-            .filter(|s| s.running)
-            .map_or(0, |s| s.pid))
+        Ok(containers::state(
+            &self.docker,
+            &self.names.redis(&n.name),
+            &self.names.network,
+        )
+        .await?
+        .filter(|s| s.running)
+        .map_or(0, |s| s.pid))
     }
 
     /// Adds the VIP on `n`'s interface and announces it (gratuitous ARP),
@@ -300,7 +350,23 @@ impl Testbed {
         host::in_netns(pid, "ip", &["addr", "add", &cidr, "dev", paths::INTERFACE]).await?;
         let busybox = self.state_dir.join("bin/busybox").display().to_string();
         let vip = self.topology.vip.to_string();
-        host::in_netns(pid, &busybox, &["arping", "-q", "-U", "-c", "1", "-w", "1", "-I", paths::INTERFACE, &vip]).await?;
+        host::in_netns(
+            pid,
+            &busybox,
+            &[
+                "arping",
+                "-q",
+                "-U",
+                "-c",
+                "1",
+                "-w",
+                "1",
+                "-I",
+                paths::INTERFACE,
+                &vip,
+            ],
+        )
+        .await?;
         Ok(())
     }
 
@@ -310,7 +376,12 @@ impl Testbed {
         if pid == 0 {
             return Ok(None);
         }
-        let out = host::in_netns(pid, "ip", &["-o", "-4", "addr", "show", "dev", paths::INTERFACE]).await?;
+        let out = host::in_netns(
+            pid,
+            "ip",
+            &["-o", "-4", "addr", "show", "dev", paths::INTERFACE],
+        )
+        .await?;
         let vip = format!(" {}/", self.topology.vip);
         Ok(Some(out.contains(&vip)))
     }
@@ -320,7 +391,9 @@ impl Testbed {
         let t = &self.topology;
         let mut nodes = Vec::new();
         for n in &t.nodes {
-            let role = match crate::client::info(self.redis_addr(n), self.password(), "replication").await {
+            let role = match crate::client::info(self.redis_addr(n), self.password(), "replication")
+                .await
+            {
                 Ok(i) => match i.get("role").map(String::as_str) {
                     Some("master") => "master",
                     Some("slave") => "replica",
@@ -402,7 +475,8 @@ fn strip_source(t: &Topology) -> Topology {
 fn preflight() -> Result<()> {
     if !host::is_root() {
         return Err(Error::Prerequisite {
-            what: "the testbed must run as root (it creates links and enters network namespaces)".into(),
+            what: "the testbed must run as root (it creates links and enters network namespaces)"
+                .into(),
             hint: "run as root, e.g. `sudo -E cargo xtask up`".into(),
         });
     }

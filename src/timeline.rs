@@ -41,6 +41,8 @@ pub struct Event {
 
 struct Shared {
     origin: Instant,
+    /// /proc/uptime (s) at `origin`: maps the reconfig script's timestamps.
+    uptime_at_origin: f64,
     events: Mutex<Vec<Event>>,
     /// Bumped on every new event so waiters wake up.
     changed: watch::Sender<usize>,
@@ -64,6 +66,7 @@ impl Timeline {
         Timeline {
             shared: Arc::new(Shared {
                 origin: Instant::now(),
+                uptime_at_origin: uptime_s().unwrap_or(0.0),
                 events: Mutex::new(Vec::new()),
                 changed: watch::channel(0).0,
             }),
@@ -74,6 +77,12 @@ impl Timeline {
     /// ms since the origin, now.
     pub fn now_ms(&self) -> f64 {
         self.shared.origin.elapsed().as_secs_f64() * 1000.0
+    }
+
+    /// Converts a `/proc/uptime` reading (the clock the reconfig script
+    /// logs with; containers share the host's kernel) to timeline ms.
+    pub fn ms_from_uptime(&self, uptime_s: f64) -> f64 {
+        (uptime_s - self.shared.uptime_at_origin) * 1000.0
     }
 
     /// The origin as an `Instant`.
@@ -191,11 +200,23 @@ impl Timeline {
     }
 }
 
+/// The host's /proc/uptime in seconds (10 ms resolution).
+pub fn uptime_s() -> Option<f64> {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 async fn subscribe_once(tl: &Timeline, node: &str, addr: SocketAddrV4) -> redis::RedisResult<()> {
     let client = redis::Client::open(crate::client::url(addr, None))?;
     let mut ps = tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
         .await
-        .map_err(|_| redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+        })??;
     ps.psubscribe("*").await?;
     let mut stream = ps.on_message();
     while let Some(msg) = stream.next().await {
@@ -208,7 +229,10 @@ async fn subscribe_once(tl: &Timeline, node: &str, addr: SocketAddrV4) -> redis:
 
 /// Renders events as an aligned table.
 pub fn render_table(events: &[Event], zero_ms: f64) -> String {
-    let mut s = format!("{:>10}  {:<11}  {:<8}  {:<22}  {}\n", "t (ms)", "kind", "source", "event", "detail");
+    let mut s = format!(
+        "{:>10}  {:<11}  {:<8}  {:<22}  {}\n",
+        "t (ms)", "kind", "source", "event", "detail"
+    );
     for e in events {
         let kind = match e.kind {
             Kind::Sentinel => "sentinel",
@@ -236,15 +260,24 @@ mod tests {
         let tl = Timeline::new();
         let t2 = tl.clone();
         tokio::spawn(async move {
-            t2.record(Kind::Sentinel, "node2", "+sdown", "master mymaster 1.2.3.4 6379");
+            t2.record(
+                Kind::Sentinel,
+                "node2",
+                "+sdown",
+                "master mymaster 1.2.3.4 6379",
+            );
         });
         let ev = tl
-            .wait_for("+sdown", Duration::from_secs(5), |ev| ev.iter().any(|e| e.name == "+sdown"))
+            .wait_for("+sdown", Duration::from_secs(5), |ev| {
+                ev.iter().any(|e| e.name == "+sdown")
+            })
             .await
             .unwrap();
         assert_eq!(ev[0].source, "node2");
         let e = tl
-            .wait_for("+odown", Duration::from_millis(50), |ev| ev.iter().any(|e| e.name == "+odown"))
+            .wait_for("+odown", Duration::from_millis(50), |ev| {
+                ev.iter().any(|e| e.name == "+odown")
+            })
             .await
             .unwrap_err()
             .to_string();
@@ -253,8 +286,21 @@ mod tests {
 
     #[test]
     fn table_is_relative_to_zero() {
-        let ev = vec![Event { t_ms: 1500.0, kind: Kind::Action, source: "testbed".into(), name: "kill".into(), detail: "node1".into() }];
+        let ev = vec![Event {
+            t_ms: 1500.0,
+            kind: Kind::Action,
+            source: "testbed".into(),
+            name: "kill".into(),
+            detail: "node1".into(),
+        }];
         let t = render_table(&ev, 1000.0);
-        assert!(t.lines().nth(1).unwrap().trim_start().starts_with("500  ACTION"), "{t}");
+        assert!(
+            t.lines()
+                .nth(1)
+                .unwrap()
+                .trim_start()
+                .starts_with("500  ACTION"),
+            "{t}"
+        );
     }
 }

@@ -181,8 +181,16 @@ impl Topology {
     pub fn to_toml(&self) -> String {
         let mut s = String::new();
         let q = |v: &str| toml::Value::String(v.to_string()).to_string();
-        s += &format!("name = {}\nmaster_name = {}\n", q(&self.name), q(&self.master_name));
-        s += &format!("image = {}\nsubnet = {}\n", q(&self.image), q(&self.subnet.to_string()));
+        s += &format!(
+            "name = {}\nmaster_name = {}\n",
+            q(&self.name),
+            q(&self.master_name)
+        );
+        s += &format!(
+            "image = {}\nsubnet = {}\n",
+            q(&self.image),
+            q(&self.subnet.to_string())
+        );
         s += &format!("vip = {}\n", q(&self.vip.to_string()));
         s += &format!("initial_master = {}\n", q(&self.initial_master().name));
         s += &format!(
@@ -209,7 +217,11 @@ impl Topology {
             s += &format!("\n[auth]\npassword = {}\n", q(&a.password));
         }
         for n in &self.nodes {
-            s += &format!("\n[[nodes]]\nname = {}\nip = {}\n", q(&n.name), q(&n.ip.to_string()));
+            s += &format!(
+                "\n[[nodes]]\nname = {}\nip = {}\n",
+                q(&n.name),
+                q(&n.ip.to_string())
+            );
             if let Some(p) = n.replica_priority {
                 s += &format!("replica_priority = {p}\n");
             }
@@ -237,7 +249,10 @@ impl<'a> Locator<'a> {
     fn position(&self, offset: usize) -> (usize, usize) {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
-        let col = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;
+        let col = before
+            .rfind('\n')
+            .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
+            + 1;
         (line, col)
     }
 
@@ -259,18 +274,39 @@ struct Validator<'a> {
 type Check<T> = std::result::Result<T, Error>;
 
 impl Validator<'_> {
-    fn fail<T>(&self, span: Range<usize>, key: &str, msg: impl Into<String>, hint: Option<&str>) -> Check<T> {
-        Err(self.at.error(span, format!("key `{key}`: {}", msg.into()), hint.map(str::to_string)))
+    fn fail<T>(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        msg: impl Into<String>,
+        hint: Option<&str>,
+    ) -> Check<T> {
+        Err(self.at.error(
+            span,
+            format!("key `{key}`: {}", msg.into()),
+            hint.map(str::to_string),
+        ))
     }
 
-    fn int(&self, v: &Option<Spanned<i64>>, key: &str, default: i64, range: Range<i64>) -> Check<i64> {
+    fn int(
+        &self,
+        v: &Option<Spanned<i64>>,
+        key: &str,
+        default: i64,
+        range: Range<i64>,
+    ) -> Check<i64> {
         match v {
             None => Ok(default),
             Some(s) if range.contains(s.get_ref()) => Ok(*s.get_ref()),
             Some(s) => self.fail(
                 s.span(),
                 key,
-                format!("{} is out of range {}..={}", s.get_ref(), range.start, range.end - 1),
+                format!(
+                    "{} is out of range {}..={}",
+                    s.get_ref(),
+                    range.start,
+                    range.end - 1
+                ),
                 None,
             ),
         }
@@ -278,7 +314,12 @@ impl Validator<'_> {
 
     fn ip(&self, v: &Spanned<String>, key: &str) -> Check<Ipv4Addr> {
         v.get_ref().parse().or_else(|_| {
-            self.fail(v.span(), key, format!("`{}` is not an IPv4 address", v.get_ref()), None)
+            self.fail(
+                v.span(),
+                key,
+                format!("`{}` is not an IPv4 address", v.get_ref()),
+                None,
+            )
         })
     }
 
@@ -287,7 +328,8 @@ impl Validator<'_> {
         let ok = !s.is_empty()
             && s.len() <= max
             && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if ok {
             Ok(s.clone())
         } else {
@@ -309,25 +351,39 @@ impl Validator<'_> {
         };
         let master_name = match &raw.master_name {
             Some(v) if v.get_ref().is_empty() || v.get_ref().contains(char::is_whitespace) => {
-                return self.fail(v.span(), "master_name", "must be non-empty without spaces", None)
+                return self.fail(
+                    v.span(),
+                    "master_name",
+                    "must be non-empty without spaces",
+                    None,
+                )
             }
             Some(v) => v.get_ref().clone(),
             None => "mymaster".to_string(),
         };
         let image = match &raw.image {
-            Some(v) if v.get_ref().trim().is_empty() => return self.fail(v.span(), "image", "is empty", None),
+            Some(v) if v.get_ref().trim().is_empty() => {
+                return self.fail(v.span(), "image", "is empty", None)
+            }
             Some(v) => v.get_ref().clone(),
             None => crate::image::DEFAULT_IMAGE.to_string(),
         };
         let (subnet, subnet_span) = match &raw.subnet {
             Some(v) => (
-                v.get_ref().parse::<Subnet>().or_else(|e| self.fail(v.span(), "subnet", e, None))?,
+                v.get_ref()
+                    .parse::<Subnet>()
+                    .or_else(|e| self.fail(v.span(), "subnet", e, None))?,
                 v.span(),
             ),
             None => ("198.18.0.0/24".parse().expect("valid"), 0..0),
         };
         if !(16..=29).contains(&subnet.prefix()) {
-            return self.fail(subnet_span, "subnet", "prefix must be between /16 and /29", None);
+            return self.fail(
+                subnet_span,
+                "subnet",
+                "prefix must be between /16 and /29",
+                None,
+            );
         }
         let space: Subnet = ALLOWED_SPACE.parse().expect("valid");
         if !self.opts.allow_any_subnet && !space.contains_subnet(&subnet) {
@@ -341,15 +397,31 @@ impl Validator<'_> {
         let reserved = [
             (subnet.network(), "the subnet's network address"),
             (subnet.broadcast(), "the subnet's broadcast address"),
-            (subnet.from_end(1), "the docker network's gateway (last address - 1)"),
-            (subnet.from_end(2), "the host shim's address (last address - 2)"),
+            (
+                subnet.from_end(1),
+                "the docker network's gateway (last address - 1)",
+            ),
+            (
+                subnet.from_end(2),
+                "the host shim's address (last address - 2)",
+            ),
         ];
         let in_subnet = |ip: Ipv4Addr, span: Range<usize>, key: &str| -> Check<()> {
             if !subnet.contains(ip) {
-                return self.fail(span, key, format!("{ip} is not inside subnet {subnet}"), None);
+                return self.fail(
+                    span,
+                    key,
+                    format!("{ip} is not inside subnet {subnet}"),
+                    None,
+                );
             }
             if let Some((_, what)) = reserved.iter().find(|(r, _)| *r == ip) {
-                return self.fail(span, key, format!("{ip} is {what}"), Some("pick another host address"));
+                return self.fail(
+                    span,
+                    key,
+                    format!("{ip} is {what}"),
+                    Some("pick another host address"),
+                );
             }
             Ok(())
         };
@@ -360,7 +432,10 @@ impl Validator<'_> {
                 in_subnet(ip, v.span(), "vip")?;
                 ip
             }
-            None => subnet.with_host_of("198.18.0.100".parse().expect("valid"), "198.18.0.0/24".parse().expect("valid")),
+            None => subnet.with_host_of(
+                "198.18.0.100".parse().expect("valid"),
+                "198.18.0.0/24".parse().expect("valid"),
+            ),
         };
         if raw.vip.is_none() {
             in_subnet(vip, 0..0, "vip")?;
@@ -370,82 +445,173 @@ impl Validator<'_> {
             None => (1..=3)
                 .map(|i| Node {
                     name: format!("node{i}"),
-                    ip: subnet.with_host_of(Ipv4Addr::new(198, 18, 0, 10 + i), "198.18.0.0/24".parse().expect("valid")),
+                    ip: subnet.with_host_of(
+                        Ipv4Addr::new(198, 18, 0, 10 + i),
+                        "198.18.0.0/24".parse().expect("valid"),
+                    ),
                     replica_priority: None,
                 })
                 .collect::<Vec<_>>(),
             Some(list) => {
                 if list.get_ref().len() < 2 || list.get_ref().len() > 9 {
-                    return self.fail(list.span(), "nodes", format!("{} nodes given", list.get_ref().len()), Some("a testbed has 2 to 9 nodes (3 is the seeds' setup)"));
+                    return self.fail(
+                        list.span(),
+                        "nodes",
+                        format!("{} nodes given", list.get_ref().len()),
+                        Some("a testbed has 2 to 9 nodes (3 is the seeds' setup)"),
+                    );
                 }
                 let mut nodes: Vec<Node> = Vec::new();
                 for n in list.get_ref() {
                     let n = n.get_ref();
                     let name = self.name(&n.name, "nodes.name", 12)?;
                     if nodes.iter().any(|o| o.name == name) {
-                        return self.fail(n.name.span(), "nodes.name", format!("`{name}` is used twice"), None);
+                        return self.fail(
+                            n.name.span(),
+                            "nodes.name",
+                            format!("`{name}` is used twice"),
+                            None,
+                        );
                     }
                     let ip = self.ip(&n.ip, "nodes.ip")?;
                     in_subnet(ip, n.ip.span(), "nodes.ip")?;
                     if let Some(o) = nodes.iter().find(|o| o.ip == ip) {
-                        return self.fail(n.ip.span(), "nodes.ip", format!("{ip} is also the address of {}", o.name), None);
+                        return self.fail(
+                            n.ip.span(),
+                            "nodes.ip",
+                            format!("{ip} is also the address of {}", o.name),
+                            None,
+                        );
                     }
                     if ip == vip {
-                        return self.fail(n.ip.span(), "nodes.ip", format!("{ip} is the VIP"), Some("the VIP must be an address no node owns"));
+                        return self.fail(
+                            n.ip.span(),
+                            "nodes.ip",
+                            format!("{ip} is the VIP"),
+                            Some("the VIP must be an address no node owns"),
+                        );
                     }
                     let replica_priority = match &n.replica_priority {
                         None => None,
-                        Some(_) => Some(self.int(&n.replica_priority, "nodes.replica_priority", 100, 0..1_000_000)? as u32),
+                        Some(_) => Some(self.int(
+                            &n.replica_priority,
+                            "nodes.replica_priority",
+                            100,
+                            0..1_000_000,
+                        )? as u32),
                     };
-                    nodes.push(Node { name, ip, replica_priority });
+                    nodes.push(Node {
+                        name,
+                        ip,
+                        replica_priority,
+                    });
                 }
                 nodes
             }
         };
         if raw.nodes.is_none() && nodes.iter().any(|n| n.ip == vip) {
             let span = raw.vip.as_ref().map_or(0..0, |v| v.span());
-            return self.fail(span, "vip", format!("{vip} is also a default node address"), None);
+            return self.fail(
+                span,
+                "vip",
+                format!("{vip} is also a default node address"),
+                None,
+            );
         }
 
         let initial_master = match &raw.initial_master {
             None => 0,
             Some(v) => match nodes.iter().position(|n| &n.name == v.get_ref()) {
                 Some(i) => i,
-                None => return self.fail(v.span(), "initial_master", format!("no node is named `{}`", v.get_ref()), None),
+                None => {
+                    return self.fail(
+                        v.span(),
+                        "initial_master",
+                        format!("no node is named `{}`", v.get_ref()),
+                        None,
+                    )
+                }
             },
         };
 
-        let port = |v: &Option<Spanned<i64>>, key: &str, default| self.int(v, key, default, 1..65536).map(|p| p as u16);
+        let port = |v: &Option<Spanned<i64>>, key: &str, default| {
+            self.int(v, key, default, 1..65536).map(|p| p as u16)
+        };
         let redis_port = port(&raw.redis_port, "redis_port", 6379)?;
         let sentinel_port = port(&raw.sentinel_port, "sentinel_port", 26379)?;
         if redis_port == sentinel_port {
             let span = raw.sentinel_port.as_ref().map_or(0..0, |v| v.span());
-            return self.fail(span, "sentinel_port", "equals redis_port; they share a network namespace", None);
+            return self.fail(
+                span,
+                "sentinel_port",
+                "equals redis_port; they share a network namespace",
+                None,
+            );
         }
-        let quorum = self.int(&raw.quorum, "quorum", 2, 1..(nodes.len() as i64 + 1))
-            .map_err(|e| with_hint(e, &format!("quorum must be between 1 and the number of sentinels ({})", nodes.len())))? as u32;
-        let down_after_ms = self.int(&raw.down_after_ms, "down_after_ms", 2000, 100..86_400_001)? as u64;
-        let failover_timeout_ms = self.int(&raw.failover_timeout_ms, "failover_timeout_ms", 10_000, 1000..86_400_001)? as u64;
+        let quorum = self
+            .int(&raw.quorum, "quorum", 2, 1..(nodes.len() as i64 + 1))
+            .map_err(|e| {
+                with_hint(
+                    e,
+                    &format!(
+                        "quorum must be between 1 and the number of sentinels ({})",
+                        nodes.len()
+                    ),
+                )
+            })? as u32;
+        let down_after_ms =
+            self.int(&raw.down_after_ms, "down_after_ms", 2000, 100..86_400_001)? as u64;
+        let failover_timeout_ms = self.int(
+            &raw.failover_timeout_ms,
+            "failover_timeout_ms",
+            10_000,
+            1000..86_400_001,
+        )? as u64;
         let parallel_syncs = self.int(&raw.parallel_syncs, "parallel_syncs", 1, 1..1000)? as u32;
         let min_replicas_to_write = match &raw.min_replicas_to_write {
             None => None,
-            Some(_) => Some(self.int(&raw.min_replicas_to_write, "min_replicas_to_write", 0, 0..nodes.len() as i64)? as u32),
+            Some(_) => Some(self.int(
+                &raw.min_replicas_to_write,
+                "min_replicas_to_write",
+                0,
+                0..nodes.len() as i64,
+            )? as u32),
         };
         let min_replicas_max_lag = match &raw.min_replicas_max_lag {
             None => None,
             Some(v) if min_replicas_to_write.is_none() => {
-                return self.fail(v.span(), "min_replicas_max_lag", "has no effect without min_replicas_to_write", Some("set min_replicas_to_write too"))
+                return self.fail(
+                    v.span(),
+                    "min_replicas_max_lag",
+                    "has no effect without min_replicas_to_write",
+                    Some("set min_replicas_to_write too"),
+                )
             }
-            Some(_) => Some(self.int(&raw.min_replicas_max_lag, "min_replicas_max_lag", 10, 1..86_401)? as u32),
+            Some(_) => Some(self.int(
+                &raw.min_replicas_max_lag,
+                "min_replicas_max_lag",
+                10,
+                1..86_401,
+            )? as u32),
         };
         let auth = match &raw.auth {
             None => None,
             Some(a) => {
                 let p = &a.get_ref().password;
-                if p.get_ref().is_empty() || p.get_ref().contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
-                    return self.fail(p.span(), "auth.password", "must be non-empty, without spaces or quotes", None);
+                if p.get_ref().is_empty()
+                    || p.get_ref()
+                        .contains(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+                {
+                    return self.fail(
+                        p.span(),
+                        "auth.password",
+                        "must be non-empty, without spaces or quotes",
+                        None,
+                    );
                 }
-                Some(Auth { password: p.get_ref().clone() })
+                Some(Auth {
+                    password: p.get_ref().clone(),
+                })
             }
         };
         let reconfig_script = match &raw.reconfig_script {
@@ -457,7 +623,12 @@ impl Validator<'_> {
                     _ => p,
                 };
                 if !p.is_file() {
-                    return self.fail(v.span(), "reconfig_script", format!("{} is not a file", p.display()), Some("paths are relative to the topology file"));
+                    return self.fail(
+                        v.span(),
+                        "reconfig_script",
+                        format!("{} is not a file", p.display()),
+                        Some("paths are relative to the topology file"),
+                    );
                 }
                 Some(p)
             }
@@ -466,7 +637,12 @@ impl Validator<'_> {
             let mut out = Vec::new();
             for l in v.iter().flatten() {
                 if l.get_ref().contains(['\n', '\r']) {
-                    return self.fail(l.span(), key, "a line may not contain a newline", Some("give one array element per line"));
+                    return self.fail(
+                        l.span(),
+                        key,
+                        "a line may not contain a newline",
+                        Some("give one array element per line"),
+                    );
                 }
                 out.push(l.get_ref().clone());
             }
@@ -499,7 +675,11 @@ impl Validator<'_> {
 
 fn with_hint(e: Error, hint: &str) -> Error {
     match e {
-        Error::Input { at, message, .. } => Error::Input { at, message, hint: Some(hint.to_string()) },
+        Error::Input { at, message, .. } => Error::Input {
+            at,
+            message,
+            hint: Some(hint.to_string()),
+        },
         other => other,
     }
 }

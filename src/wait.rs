@@ -10,7 +10,12 @@ pub const POLL: Duration = Duration::from_millis(50);
 
 /// Polls `probe` every `every` until it returns `Ok(v)`; `Err(missing)`
 /// describes what is still false and ends up in the timeout error.
-pub async fn until<T, F, Fut>(what: &str, timeout: Duration, every: Duration, mut probe: F) -> Result<T>
+pub async fn until<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut probe: F,
+) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = std::result::Result<T, String>>,
@@ -47,9 +52,12 @@ mod tests {
 
     #[tokio::test]
     async fn timeout_names_what_was_missing() {
-        let e = until("a thing", Duration::from_millis(120), Duration::from_millis(10), || async {
-            Err::<(), _>("the thing is absent".to_string())
-        })
+        let e = until(
+            "a thing",
+            Duration::from_millis(120),
+            Duration::from_millis(10),
+            || async { Err::<(), _>("the thing is absent".to_string()) },
+        )
         .await
         .unwrap_err()
         .to_string();
@@ -60,11 +68,22 @@ mod tests {
     #[tokio::test]
     async fn returns_the_value_once_the_condition_holds() {
         let mut n = 0;
-        let v = until("n to reach 3", Duration::from_secs(5), Duration::from_millis(1), || {
-            n += 1;
-            let n = n;
-            async move { if n >= 3 { Ok(n) } else { Err(format!("n = {n}")) } }
-        })
+        let v = until(
+            "n to reach 3",
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            || {
+                n += 1;
+                let n = n;
+                async move {
+                    if n >= 3 {
+                        Ok(n)
+                    } else {
+                        Err(format!("n = {n}"))
+                    }
+                }
+            },
+        )
         .await
         .unwrap();
         assert_eq!(v, 3);

@@ -19,7 +19,10 @@ fn empty_file_gives_the_documented_defaults() {
     assert_eq!(ips, ["198.18.0.11", "198.18.0.12", "198.18.0.13"]);
     assert_eq!(t.initial_master().name, "node1");
     assert_eq!((t.redis_port, t.sentinel_port, t.quorum), (6379, 26379, 2));
-    assert_eq!((t.down_after_ms, t.failover_timeout_ms, t.parallel_syncs), (2000, 10000, 1));
+    assert_eq!(
+        (t.down_after_ms, t.failover_timeout_ms, t.parallel_syncs),
+        (2000, 10000, 1)
+    );
     assert_eq!(t.gateway(), Ipv4Addr::new(198, 18, 0, 254));
     assert_eq!(t.shim_ip(), Ipv4Addr::new(198, 18, 0, 253));
 }
@@ -64,7 +67,9 @@ fn subnet_outside_the_benchmark_space_is_refused_unless_allowed() {
     let e = err(text);
     assert!(e.starts_with("t.toml:1:10: key `subnet`"), "{e}");
     assert!(e.contains("198.18.0.0/15"), "{e}");
-    let opts = ParseOptions { allow_any_subnet: true };
+    let opts = ParseOptions {
+        allow_any_subnet: true,
+    };
     assert!(Topology::parse(text, None, &opts).is_ok());
 }
 
@@ -131,10 +136,19 @@ fn relocation_keeps_host_parts() {
 fn seeds_parse_with_their_values() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/topologies");
     let v = Topology::from_file(&dir.join("seed-vip.toml"), &ParseOptions::default()).unwrap();
-    assert_eq!((v.redis_port, v.sentinel_port, v.master_name.as_str()), (8000, 6800, "master8000"));
+    assert_eq!(
+        (v.redis_port, v.sentinel_port, v.master_name.as_str()),
+        (8000, 6800, "master8000")
+    );
     assert_eq!((v.down_after_ms, v.failover_timeout_ms), (5000, 15000));
     assert!(v.reconfig_script.unwrap().ends_with("notify_master6800.sh"));
     let p = Topology::from_file(&dir.join("seed-python.toml"), &ParseOptions::default()).unwrap();
-    assert_eq!((p.down_after_ms, p.failover_timeout_ms, p.parallel_syncs), (60000, 180000, 1));
-    assert_eq!((p.min_replicas_to_write, p.min_replicas_max_lag), (Some(1), Some(10)));
+    assert_eq!(
+        (p.down_after_ms, p.failover_timeout_ms, p.parallel_syncs),
+        (60000, 180000, 1)
+    );
+    assert_eq!(
+        (p.min_replicas_to_write, p.min_replicas_max_lag),
+        (Some(1), Some(10))
+    );
 }

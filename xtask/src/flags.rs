@@ -4,7 +4,10 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", about = "Redis Sentinel HA testbed: bring-up, status, teardown, images")]
+#[command(
+    name = "cargo xtask",
+    about = "Redis Sentinel HA testbed: bring-up, status, teardown, images"
+)]
 pub struct Xtask {
     #[command(subcommand)]
     pub cmd: Cmd,

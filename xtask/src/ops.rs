@@ -23,7 +23,9 @@ fn resolve(p: &Path) -> PathBuf {
 }
 
 fn load(args: &TopologyArgs) -> Result<Topology> {
-    let opts = ParseOptions { allow_any_subnet: args.allow_any_subnet };
+    let opts = ParseOptions {
+        allow_any_subnet: args.allow_any_subnet,
+    };
     let mut t = Topology::from_file(&resolve(&args.topology), &opts)?;
     if let Some(img) = &args.image {
         t.image = img.clone();
@@ -34,24 +36,43 @@ fn load(args: &TopologyArgs) -> Result<Topology> {
 fn name_of(name: &Option<String>, topology: &Path) -> Result<String> {
     match name {
         Some(n) => Ok(n.clone()),
-        None => Ok(Topology::from_file(&resolve(topology), &ParseOptions { allow_any_subnet: true })?.name),
+        None => Ok(Topology::from_file(
+            &resolve(topology),
+            &ParseOptions {
+                allow_any_subnet: true,
+            },
+        )?
+        .name),
     }
 }
 
 pub async fn run(cmd: Cmd) -> Result<()> {
     let state_root = default_state_root();
     match cmd {
-        Cmd::Up { topo, parent, no_fix } => {
+        Cmd::Up {
+            topo,
+            parent,
+            no_fix,
+        } => {
             let t = load(&topo)?;
             testbed::doctor::ensure_ready(!no_fix, &state_root).await?;
-            let opts = UpOptions { parent, state_root, reuse_running: true, ..Default::default() };
+            let opts = UpOptions {
+                parent,
+                state_root,
+                reuse_running: true,
+                ..Default::default()
+            };
             let tb = Testbed::up(t, opts).await?;
             let status = tb.status().await?;
             print!("{}", render_status(&status));
             print!("{}", hints(&tb));
             tb.detach();
         }
-        Cmd::Status { name, topology, json } => {
+        Cmd::Status {
+            name,
+            topology,
+            json,
+        } => {
             let tb = Testbed::attach(&name_of(&name, &topology)?, &state_root).await?;
             let status = tb.status().await?;
             if json {
@@ -60,9 +81,17 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 print!("{}", render_status(&status));
             }
         }
-        Cmd::Down { name, topology, all } => {
+        Cmd::Down {
+            name,
+            topology,
+            all,
+        } => {
             let docker = testbed::docker::connect().await?;
-            let name = if all { None } else { Some(name_of(&name, &topology)?) };
+            let name = if all {
+                None
+            } else {
+                Some(name_of(&name, &topology)?)
+            };
             let removed = testbed::teardown::down(&docker, name.as_deref(), &state_root).await?;
             if removed.is_empty() && removed.state_dirs.is_empty() {
                 println!("nothing to remove");
@@ -76,7 +105,13 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 );
             }
         }
-        Cmd::Logs { node, sentinel, follow, name, topology } => {
+        Cmd::Logs {
+            node,
+            sentinel,
+            follow,
+            name,
+            topology,
+        } => {
             let tb = Testbed::attach(&name_of(&name, &topology)?, &state_root).await?;
             logs(&tb, node.as_deref(), sentinel, follow).await?;
         }
@@ -86,13 +121,23 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             }
             let checks = testbed::doctor::checks().await;
             print!("{}", testbed::doctor::render(&checks));
-            let failed: Vec<_> = checks.iter().filter(|c| !c.ok && c.name != "docker-compose").collect();
-            anyhow::ensure!(failed.is_empty(), "{} check(s) failed; `cargo xtask doctor --fix` installs what is missing", failed.len());
+            let failed: Vec<_> = checks
+                .iter()
+                .filter(|c| !c.ok && c.name != "docker-compose")
+                .collect();
+            anyhow::ensure!(
+                failed.is_empty(),
+                "{} check(s) failed; `cargo xtask doctor --fix` installs what is missing",
+                failed.len()
+            );
         }
         Cmd::Image { names, all } => {
             let docker = testbed::docker::connect().await?;
             let names: Vec<String> = if all {
-                testbed::image::CATALOG.iter().map(|s| s.name.to_string()).collect()
+                testbed::image::CATALOG
+                    .iter()
+                    .map(|s| s.name.to_string())
+                    .collect()
             } else if names.is_empty() {
                 vec![testbed::image::DEFAULT_IMAGE.to_string()]
             } else {
@@ -102,7 +147,12 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 let info = testbed::image::ensure_image(&docker, &n, &state_root.join("images"))
                     .await
                     .with_context(|| format!("image {n}"))?;
-                println!("{}  {:>4} MB  {}", info.name, info.size_bytes / 1_000_000, info.id);
+                println!(
+                    "{}  {:>4} MB  {}",
+                    info.name,
+                    info.size_bytes / 1_000_000,
+                    info.id
+                );
             }
         }
     }
@@ -111,8 +161,14 @@ pub async fn run(cmd: Cmd) -> Result<()> {
 
 /// The table `up` and `status` print.
 pub fn render_status(s: &Status) -> String {
-    let mut out = format!("testbed {}  master-name {}  subnet {}  VIP {}\n", s.name, s.master_name, s.subnet, s.vip);
-    out += &format!("{:<8} {:<15} {:<18} {:<8} {:<9} {:<4} {}\n", "node", "ip", "mac", "role", "sentinel", "vip", "containers");
+    let mut out = format!(
+        "testbed {}  master-name {}  subnet {}  VIP {}\n",
+        s.name, s.master_name, s.subnet, s.vip
+    );
+    out += &format!(
+        "{:<8} {:<15} {:<18} {:<8} {:<9} {:<4} {}\n",
+        "node", "ip", "mac", "role", "sentinel", "vip", "containers"
+    );
     for n in &s.nodes {
         out += &format!(
             "{:<8} {:<15} {:<18} {:<8} {:<9} {:<4} {}, {}\n",
@@ -144,14 +200,38 @@ fn hints(tb: &Testbed) -> String {
 
 async fn logs(tb: &Testbed, node: Option<&str>, sentinel: bool, follow: bool) -> Result<()> {
     use bollard::query_parameters::LogsOptions;
-    let nodes: Vec<_> = tb.topology.nodes.iter().filter(|n| node.is_none_or(|x| x == n.name)).collect();
-    anyhow::ensure!(!nodes.is_empty(), "no node named {:?}", node.unwrap_or_default());
+    let nodes: Vec<_> = tb
+        .topology
+        .nodes
+        .iter()
+        .filter(|n| node.is_none_or(|x| x == n.name))
+        .collect();
+    anyhow::ensure!(
+        !nodes.is_empty(),
+        "no node named {:?}",
+        node.unwrap_or_default()
+    );
     let mut streams = Vec::new();
     for n in nodes {
-        let c = if sentinel { tb.names.sentinel(&n.name) } else { tb.names.redis(&n.name) };
-        let opts = LogsOptions { follow, stdout: true, stderr: true, tail: "all".into(), ..Default::default() };
+        let c = if sentinel {
+            tb.names.sentinel(&n.name)
+        } else {
+            tb.names.redis(&n.name)
+        };
+        let opts = LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            tail: "all".into(),
+            ..Default::default()
+        };
         let name = n.name.clone();
-        streams.push(tb.docker.logs(&c, Some(opts)).map(move |l| (name.clone(), l)).boxed());
+        streams.push(
+            tb.docker
+                .logs(&c, Some(opts))
+                .map(move |l| (name.clone(), l))
+                .boxed(),
+        );
     }
     let mut all = futures_util::stream::select_all(streams);
     while let Some((node, line)) = all.next().await {

@@ -1,0 +1,70 @@
+//! Progress lines for slow operations (image builds, engine start-up): each
+//! step is printed to stderr with the time since the operation began, so a
+//! person watching a 50 s build sees where the time goes.
+
+use std::fmt::Display;
+use std::time::{Duration, Instant};
+
+/// A timer plus a label; every message is prefixed with the elapsed time.
+///
+/// Messages go to stderr (stdout stays free for machine-readable output such
+/// as `--json`) and to `tracing`, so they also land in logs. Setting
+/// `TESTBED_QUIET=1` silences stderr only: tests that build images in
+/// parallel would otherwise interleave their lines.
+#[derive(Debug)]
+pub struct Progress {
+    label: String,
+    start: Instant,
+    quiet: bool,
+}
+
+impl Progress {
+    /// Starts the clock for an operation called `label`.
+    pub fn new(label: &str) -> Self {
+        Progress {
+            label: label.to_string(),
+            start: Instant::now(),
+            quiet: std::env::var("TESTBED_QUIET").is_ok_and(|v| v == "1"),
+        }
+    }
+
+    /// Reports one step: `[  1.2s] label: msg`.
+    pub fn step(&self, msg: impl Display) {
+        self.emit(&msg.to_string());
+    }
+
+    /// Reports the end of the operation: `[  1.2s] label: done: msg`.
+    pub fn done(&self, msg: impl Display) {
+        self.emit(&format!("done: {msg}"));
+    }
+
+    /// Time since [`Progress::new`].
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn emit(&self, msg: &str) {
+        let line = format_line(self.elapsed(), &self.label, msg);
+        tracing::info!(target: "testbed::progress", "{line}");
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+}
+
+fn format_line(elapsed: Duration, label: &str, msg: &str) -> String {
+    format!("[{:>5.1}s] {label}: {msg}", elapsed.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_format_right_aligns_one_decimal() {
+        let l = format_line(Duration::from_millis(1234), "img", "debootstrap");
+        assert_eq!(l, "[  1.2s] img: debootstrap");
+        let l = format_line(Duration::from_millis(123_456), "img", "x");
+        assert_eq!(l, "[123.5s] img: x");
+    }
+}

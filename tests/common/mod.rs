@@ -1,0 +1,88 @@
+//! Shared set-up for the integration tests: each test gets its own testbed
+//! (unique name and /24 inside 198.18.0.0/15), removed when the handle drops.
+
+#![allow(dead_code)]
+
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use testbed::net::Subnet;
+use testbed::phases::Phases;
+use testbed::testbed::default_state_root;
+use testbed::{ParseOptions, Testbed, Topology, UpOptions};
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
+
+/// The default topology, renamed and moved to 198.18.<slot>.0/24;
+/// `TESTBED_IMAGE` overrides the image.
+pub fn topology(name: &str, slot: u8) -> Result<Topology> {
+    let mut t = Topology::from_file(&fixture("topology.toml"), &ParseOptions::default())?
+        .relocated(name, Subnet::test_slot(slot))?;
+    if let Ok(img) = std::env::var("TESTBED_IMAGE") {
+        t.image = img;
+    }
+    Ok(t)
+}
+
+/// Brings up a testbed for one test, after removing what a crashed earlier
+/// run of the same test may have left. Docker missing is a loud failure.
+pub async fn up(t: Topology) -> Result<Testbed> {
+    init_tracing();
+    let docker = testbed::docker::connect()
+        .await
+        .context("these tests run real containers and need a Docker engine")?;
+    testbed::teardown::down(&docker, Some(&t.name), &default_state_root()).await?;
+    let name = t.name.clone();
+    Testbed::up(
+        t,
+        UpOptions {
+            health_timeout: Duration::from_secs(60),
+            ..Default::default()
+        },
+    )
+    .await
+    .with_context(|| format!("bringing up testbed {name}"))
+}
+
+/// Writes the timeline (JSON) under target/testbed/runs/<run>/, prints it as
+/// a table with the phase timings, and appends those to timings.jsonl.
+pub fn report(tb: &Testbed, run: &str, fault_ms: f64) -> Result<Phases> {
+    let dir = default_state_root().join("runs").join(run);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("timeline.json"), tb.timeline.to_json())?;
+    let t = &tb.topology;
+    let p = testbed::phases::phases(
+        run,
+        &t.image,
+        t.down_after_ms,
+        &tb.timeline.events(),
+        fault_ms,
+    );
+    std::fs::write(dir.join("phases.json"), serde_json::to_string_pretty(&p)?)?;
+    println!(
+        "timeline of {run} (t=0 at the fault):\n{}",
+        tb.timeline.render(fault_ms)
+    );
+    println!("{}", p.render());
+    p.append(&default_state_root())?;
+    Ok(p)
+}
+
+/// The failover timeout of the topology, the bound the tests assert.
+pub fn failover_timeout(tb: &Testbed) -> Duration {
+    Duration::from_millis(tb.topology.failover_timeout_ms)
+}

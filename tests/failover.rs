@@ -1,0 +1,581 @@
+//! Failover, for real: kill (or freeze, or ask) the master of a testbed of
+//! real containers and check promotion, the VIP move, the replicas, the
+//! clients and the snapshots of what the nodes report.
+
+mod common;
+
+use anyhow::{bail, ensure, Context, Result};
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+use testbed::client;
+use testbed::faults::Target;
+use testbed::normalize::{lines, Redactor};
+use testbed::timeline::Kind;
+use testbed::topology::Node;
+use testbed::Testbed;
+
+/// Kills the master and waits for the switch within the failover timeout.
+/// Returns (fault time, old master, new master).
+async fn kill_master(tb: &Testbed) -> Result<(f64, Node, Node)> {
+    let old = tb.current_master().await?;
+    let t0 = tb.kill(&Target::Master).await?;
+    let started = Instant::now();
+    let new = tb
+        .wait_for_switch(&old, common::failover_timeout(tb))
+        .await
+        .context("no promotion within the topology's failover timeout")?;
+    ensure!(new.name != old.name);
+    ensure!(
+        started.elapsed() <= common::failover_timeout(tb),
+        "switch took {:?}, failover timeout is {:?}",
+        started.elapsed(),
+        common::failover_timeout(tb)
+    );
+    // every live sentinel has published the switch (the leader last: it
+    // waits for the replicas to be reconfigured)
+    let live: Vec<String> = tb
+        .topology
+        .nodes
+        .iter()
+        .filter(|n| n.name != old.name)
+        .map(|n| n.name.clone())
+        .collect();
+    tb.timeline
+        .wait_for(
+            "every live sentinel to publish +switch-master",
+            common::failover_timeout(tb),
+            |ev| {
+                live.iter().all(|n| {
+                    ev.iter()
+                        .any(|e| e.t_ms >= t0 && e.name == "+switch-master" && &e.source == n)
+                })
+            },
+        )
+        .await?;
+    Ok((t0, old, new))
+}
+
+fn other_replica<'a>(tb: &'a Testbed, old: &Node, new: &Node) -> &'a Node {
+    tb.topology
+        .nodes
+        .iter()
+        .find(|n| n.name != old.name && n.name != new.name)
+        .expect("three nodes")
+}
+
+/// The first occurrence of each name after `t0`, in the order given, must be
+/// increasing.
+fn assert_order(tb: &Testbed, t0: f64, names: &[&str]) -> Result<()> {
+    let mut last = t0;
+    for n in names {
+        let ev = tb.timeline.find(n, t0);
+        let first = ev
+            .first()
+            .with_context(|| format!("no {n} on the timeline:\n{}", tb.timeline.render(t0)))?;
+        ensure!(
+            first.t_ms >= last,
+            "{n} came before the previous phase:\n{}",
+            tb.timeline.render(t0)
+        );
+        last = first.t_ms;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn kill_master_promotes_a_replica() -> Result<()> {
+    let tb = common::up(common::topology("t-kill", 101)?).await?;
+    let (t0, old, new) = kill_master(&tb).await?;
+    // every live sentinel agrees
+    let views = tb.sentinel_masters().await;
+    let live: Vec<_> = tb
+        .topology
+        .nodes
+        .iter()
+        .filter(|n| n.name != old.name)
+        .map(|n| n.name.clone())
+        .collect();
+    for n in &live {
+        ensure!(
+            views.get(n) == Some(&new.ip),
+            "sentinel {n} reports {:?}, want {}",
+            views.get(n),
+            new.ip
+        );
+    }
+    let other = other_replica(&tb, &old, &new);
+    tb.wait_replica_of(other, &new, common::failover_timeout(&tb))
+        .await?;
+    assert_order(
+        &tb,
+        t0,
+        &[
+            "+sdown",
+            "+odown",
+            "+elected-leader",
+            "+promoted-slave",
+            "+switch-master",
+        ],
+    )?;
+    let p = common::report(&tb, "kill_master_promotes_a_replica", t0)?;
+    ensure!(
+        p.switch_all_ms
+            .is_some_and(|ms| ms <= tb.topology.failover_timeout_ms as f64),
+        "{}",
+        p.render()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn vip_follows_the_new_master() -> Result<()> {
+    let tb = common::up(common::topology("t-vip", 102)?).await?;
+    let (t0, old, new) = kill_master(&tb).await?;
+    tb.wait_vip_on(&new, common::failover_timeout(&tb)).await?;
+
+    // a write through the VIP is read back from the other replica
+    let other = other_replica(&tb, &old, &new).clone();
+    tb.wait_replica_of(&other, &new, common::failover_timeout(&tb))
+        .await?;
+    let set = redis::cmd("SET")
+        .arg("through-vip")
+        .arg("after-failover")
+        .clone();
+    client::query::<()>(tb.vip_addr(), None, &set).await?;
+    testbed::wait::until(
+        "the write to reach the other replica",
+        Duration::from_secs(5),
+        testbed::wait::POLL,
+        || async {
+            let get = redis::cmd("GET").arg("through-vip").clone();
+            match client::query::<Option<String>>(tb.redis_addr(&other), None, &get).await {
+                Ok(Some(v)) if v == "after-failover" => Ok(()),
+                r => Err(format!("{} answered {r:?}", other.name)),
+            }
+        },
+    )
+    .await?;
+
+    // the script log: the leader's call with the 7 documented arguments, and observers'
+    // the leader's call is logged when its script ends (arping -c 3 takes ~2 s)
+    let calls = tb
+        .wait_script_calls(
+            "the leader's and an observer's call",
+            common::failover_timeout(&tb),
+            |c| {
+                c.iter()
+                    .any(|c| c.args.get(1).is_some_and(|r| r == "leader"))
+                    && c.iter()
+                        .any(|c| c.args.get(1).is_some_and(|r| r == "observer"))
+            },
+        )
+        .await?;
+    let want_tail = [
+        tb.topology.master_name.clone(),
+        "leader".into(),
+        "start".into(),
+        old.ip.to_string(),
+        tb.topology.redis_port.to_string(),
+        new.ip.to_string(),
+        tb.topology.redis_port.to_string(),
+    ];
+    let leader: Vec<_> = calls
+        .iter()
+        .filter(|c| c.args.get(1).map(String::as_str) == Some("leader"))
+        .collect();
+    ensure!(leader.len() == 1, "want one leader call, got {calls:#?}");
+    ensure!(
+        leader[0].args == want_tail,
+        "leader call {:?}, want {want_tail:?}",
+        leader[0].args
+    );
+    ensure!(leader[0].exit_code == 0, "{:?}", leader[0]);
+    let observers: Vec<_> = calls
+        .iter()
+        .filter(|c| c.args.get(1).map(String::as_str) == Some("observer"))
+        .collect();
+    ensure!(!observers.is_empty(), "no observer call: {calls:#?}");
+    for c in &observers {
+        ensure!(
+            c.args[3] == old.ip.to_string() && c.args[5] == new.ip.to_string(),
+            "{c:?}"
+        );
+    }
+    ensure!(
+        calls.iter().all(|c| c.node != old.name),
+        "the dead node's sentinel ran the script: {calls:#?}"
+    );
+    common::report(&tb, "vip_follows_the_new_master", t0)?;
+    Ok(())
+}
+
+async fn snapshot_nodes(
+    tb: &Testbed,
+    r: &Redactor,
+    label: &dyn Fn(&Node) -> String,
+) -> Result<String> {
+    let mut out = String::new();
+    let mut nodes: Vec<(String, &Node)> = tb.topology.nodes.iter().map(|n| (label(n), n)).collect();
+    nodes.sort_by(|a, b| a.0.cmp(&b.0));
+    for (l, n) in nodes {
+        out += &format!("== {l}\n");
+        match client::info(tb.redis_addr(n), None, "replication").await {
+            Ok(i) => out += &lines(&r.info_replication(&i)),
+            Err(_) => out += "(down)\n",
+        }
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn info_replication_snapshots() -> Result<()> {
+    let tb = common::up(common::topology("t-snap", 103)?).await?;
+    let t = &tb.topology;
+    let mut r = Redactor::new();
+    for n in &t.nodes {
+        r = r.name(n.ip, n.name.clone());
+    }
+    let before = snapshot_nodes(&tb, &r, &|n| n.name.clone()).await?;
+    insta::assert_snapshot!("before_failover", before);
+
+    let (t0, old, new) = kill_master(&tb).await?;
+    let other = other_replica(&tb, &old, &new).clone();
+    tb.wait_replica_of(&other, &new, common::failover_timeout(&tb))
+        .await?;
+    // role names, not node names: which replica wins is up to Sentinel
+    let r = Redactor::new()
+        .name(old.ip, "old-master")
+        .name(new.ip, "new-master")
+        .name(other.ip, "other-replica");
+    let role = |n: &Node| {
+        if n.name == old.name {
+            "old-master"
+        } else if n.name == new.name {
+            "new-master"
+        } else {
+            "other-replica"
+        }
+        .to_string()
+    };
+    let after = snapshot_nodes(&tb, &r, &role).await?;
+    insta::assert_snapshot!("after_failover", after);
+
+    // the sentinels' view, from every live sentinel: all the same
+    let mut views = Vec::new();
+    for n in t.nodes.iter().filter(|n| n.name != old.name) {
+        let m = client::sentinel_master(tb.sentinel_addr(n), &t.master_name).await?;
+        views.push(lines(&r.sentinel_master(&m)));
+    }
+    ensure!(
+        views.windows(2).all(|w| w[0] == w[1]),
+        "sentinels disagree: {views:#?}"
+    );
+    insta::assert_snapshot!("sentinel_view_after_failover", views[0]);
+
+    let role_reply: redis::Value =
+        client::query(tb.redis_addr(&new), None, &redis::cmd("ROLE")).await?;
+    insta::assert_snapshot!("role_of_new_master", r.role(&role_reply));
+    common::report(&tb, "info_replication_snapshots", t0)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn old_master_rejoins_as_replica() -> Result<()> {
+    let tb = common::up(common::topology("t-rejoin", 104)?).await?;
+    let (t0, old, new) = kill_master(&tb).await?;
+    tb.wait_vip_on(&new, common::failover_timeout(&tb)).await?;
+    for i in 0..20 {
+        let set = redis::cmd("SET").arg(format!("after:{i}")).arg(i).clone();
+        client::query::<()>(tb.vip_addr(), None, &set).await?;
+    }
+    tb.start(&Target::Node(old.name.clone())).await?;
+    tb.wait_replica_of(&old, &new, common::failover_timeout(&tb) * 2)
+        .await?;
+    tb.timeline
+        .wait_for(
+            "+convert-to-slave for the old master",
+            Duration::from_secs(5),
+            |ev| {
+                ev.iter()
+                    .any(|e| e.t_ms >= t0 && e.name == "+convert-to-slave")
+            },
+        )
+        .await?;
+    // it does not take the VIP back
+    tb.wait_vip_on(&new, Duration::from_secs(5)).await?;
+    ensure!(
+        tb.holds_vip(&old).await? == Some(false),
+        "the old master holds the VIP again"
+    );
+    // it has the writes made after the failover
+    for i in 0..20 {
+        let get = redis::cmd("GET").arg(format!("after:{i}")).clone();
+        let v: Option<i64> = client::query(tb.redis_addr(&old), None, &get).await?;
+        ensure!(v == Some(i), "old master lacks after:{i} (got {v:?})");
+    }
+    common::report(&tb, "old_master_rejoins_as_replica", t0)?;
+    Ok(())
+}
+
+/// One write of the sentinel-aware client: (invoked at, ok).
+struct Op {
+    at_ms: f64,
+    key: String,
+    ok: bool,
+    error: Option<String>,
+}
+
+#[tokio::test]
+async fn sentinel_client_follows_failover() -> Result<()> {
+    let tb = common::up(common::topology("t-client", 105)?).await?;
+    let t = tb.topology.clone();
+    // Like the seed's redis-py client (socket_timeout=1): without a socket
+    // timeout, a sentinel whose host vanished (black-holed, not refused)
+    // stalls every lookup, because redis-rs takes the sentinels' answers in
+    // the configured order. TCP_USER_TIMEOUT bounds both connect and reads.
+    let tcp = redis::io::tcp::TcpSettings::default().set_user_timeout(Duration::from_millis(500));
+    let sentinels = t
+        .nodes
+        .iter()
+        .map(|n| {
+            use redis::IntoConnectionInfo;
+            Ok(client::url(SocketAddrV4::new(n.ip, t.sentinel_port), None)
+                .into_connection_info()?
+                .set_tcp_settings(tcp.clone()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let node_info =
+        redis::sentinel::SentinelNodeConnectionInfo::default().set_tcp_settings(tcp.clone());
+    let mut sc = redis::sentinel::SentinelClient::build(
+        sentinels,
+        t.master_name.clone(),
+        Some(node_info),
+        redis::sentinel::SentinelServerType::Master,
+    )?;
+    let tl = tb.timeline.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let writer = tokio::spawn(async move {
+        let mut ops: Vec<Op> = Vec::new();
+        let mut conn = None;
+        let mut i = 0u64;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            i += 1;
+            let key = format!("client:{i}");
+            let at_ms = tl.now_ms();
+            let ok = tokio::time::timeout(Duration::from_secs(5), async {
+                if conn.is_none() {
+                    conn = Some(sc.get_async_connection().await?);
+                }
+                let c = conn.as_mut().expect("just set");
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(i)
+                    .query_async::<()>(c)
+                    .await
+            })
+            .await
+            .map_err(|_| "timed out".to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+            if ok.is_err() {
+                conn = None; // re-resolve the master through the sentinels
+            }
+            ops.push(Op {
+                at_ms,
+                key,
+                ok: ok.is_ok(),
+                error: ok.err(),
+            });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ops
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await; // observation time before the fault
+    let (t0, _old, new) = kill_master(&tb).await?;
+    tb.wait_vip_on(&new, common::failover_timeout(&tb)).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await; // observation time after recovery
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let ops = writer.await?;
+
+    ensure!(
+        ops.iter().any(|o| o.ok && o.at_ms < t0),
+        "no successful write before the fault"
+    );
+    let first_fail = ops.iter().find(|o| !o.ok && o.at_ms >= t0).map(|o| o.at_ms);
+    let recovered = ops
+        .iter()
+        .filter(|o| o.ok && first_fail.is_some_and(|f| o.at_ms > f))
+        .map(|o| o.at_ms)
+        .next();
+    let (Some(fail), Some(rec)) = (first_fail, recovered) else {
+        let mut errors = Vec::new();
+        for o in &ops {
+            let e = o.error.clone().unwrap_or_else(|| "ok".into());
+            if errors.last().is_none_or(|(_, l): &(f64, String)| *l != e) {
+                errors.push((o.at_ms - t0, e));
+            }
+        }
+        bail!("the client saw no outage and recovery (first failure {first_fail:?}, recovery {recovered:?}); errors: {errors:?}");
+    };
+    tb.timeline.push(testbed::timeline::Event {
+        t_ms: rec,
+        kind: Kind::Observation,
+        source: "client".into(),
+        name: "client-recovered".into(),
+        detail: format!("unavailable for {:.0} ms", rec - fail),
+    });
+    let window = rec - fail;
+    println!(
+        "sentinel-aware client: unavailable for {window:.0} ms ({} writes, {} failed)",
+        ops.len(),
+        ops.iter().filter(|o| !o.ok).count()
+    );
+    ensure!(
+        window <= t.failover_timeout_ms as f64,
+        "unavailability {window:.0} ms exceeds the failover timeout"
+    );
+    // every write acknowledged after recovery is on the new master
+    let after: Vec<&Op> = ops.iter().filter(|o| o.ok && o.at_ms >= rec).collect();
+    ensure!(!after.is_empty());
+    let mut c = client::connect(tb.redis_addr(&new), None).await?;
+    for o in after {
+        let exists: bool = redis::cmd("EXISTS").arg(&o.key).query_async(&mut c).await?;
+        ensure!(
+            exists,
+            "{} was acknowledged after recovery but is not on {}",
+            o.key,
+            new.name
+        );
+    }
+    common::report(&tb, "sentinel_client_follows_failover", t0)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn manual_failover_moves_the_vip() -> Result<()> {
+    let tb = common::up(common::topology("t-manual", 106)?).await?;
+    let old = tb.current_master().await?;
+    let t0 = tb.failover().await?;
+    let new = tb
+        .wait_for_switch(&old, common::failover_timeout(&tb))
+        .await?;
+    tb.wait_vip_on(&new, common::failover_timeout(&tb)).await?;
+    tb.wait_replica_of(&old, &new, common::failover_timeout(&tb))
+        .await?;
+    ensure!(tb.holds_vip(&old).await? == Some(false));
+    assert_order(
+        &tb,
+        t0,
+        &[
+            "+new-epoch",
+            "+selected-slave",
+            "+promoted-slave",
+            "+switch-master",
+        ],
+    )?;
+    common::report(&tb, "manual_failover_moves_the_vip", t0)?;
+    Ok(())
+}
+
+async fn epoch(tb: &Testbed, n: &Node) -> Result<u64> {
+    let m = client::sentinel_master(tb.sentinel_addr(n), &tb.topology.master_name).await?;
+    Ok(m.get("config-epoch").context("no config-epoch")?.parse()?)
+}
+
+#[tokio::test]
+async fn second_failover() -> Result<()> {
+    let tb = common::up(common::topology("t-second", 107)?).await?;
+    let (_, first_old, first_new) = kill_master(&tb).await?;
+    tb.wait_vip_on(&first_new, common::failover_timeout(&tb))
+        .await?;
+    tb.start(&Target::Node(first_old.name.clone())).await?;
+    tb.wait_replica_of(&first_old, &first_new, common::failover_timeout(&tb) * 2)
+        .await?;
+    let third = other_replica(&tb, &first_old, &first_new).clone();
+    tb.wait_replica_of(&third, &first_new, common::failover_timeout(&tb))
+        .await?;
+    // all three sentinels agree again before the second fault
+    tb.wait_healthy(&first_new, common::failover_timeout(&tb) * 2)
+        .await?;
+    let epoch1 = epoch(&tb, &third).await?;
+
+    let (t0, old2, new2) = kill_master(&tb).await?;
+    ensure!(old2.name == first_new.name);
+    tb.wait_vip_on(&new2, common::failover_timeout(&tb)).await?;
+    let epoch2 = epoch(&tb, &new2).await?;
+    ensure!(
+        epoch2 > epoch1,
+        "config-epoch went from {epoch1} to {epoch2}"
+    );
+    common::report(&tb, "second_failover", t0)?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn paused_master_fails_over() -> Result<()> {
+    let tb = common::up(common::topology("t-pause", 108)?).await?;
+    let old = tb.current_master().await?;
+    let t0 = tb.pause(&Target::Node(old.name.clone())).await?;
+    let deadline = Instant::now() + common::failover_timeout(&tb) * 2;
+    // sample the VIP holders while the failover runs
+    let mut both_since: Option<f64> = None;
+    let mut both_total = 0.0;
+    let mut new = None;
+    let mut unpaused_at = None;
+    let mut demoted = false;
+    while Instant::now() < deadline {
+        let holders = tb.vip_holders().await?;
+        let now = tb.timeline.now_ms();
+        match (holders.len() > 1, both_since) {
+            (true, None) => both_since = Some(now),
+            (false, Some(s)) => {
+                both_total += now - s;
+                both_since = None;
+            }
+            _ => {}
+        }
+        if new.is_none() {
+            let views = tb.sentinel_masters().await;
+            let moved: Vec<_> = views
+                .iter()
+                .filter(|(n, ip)| **n != old.name && **ip != old.ip)
+                .collect();
+            if moved.len() >= tb.topology.quorum as usize {
+                new = tb.topology.node_by_ip(*moved[0].1).cloned();
+                unpaused_at = Some(tb.unpause(&Target::Node(old.name.clone())).await?);
+            }
+        } else if !demoted {
+            let i = client::info(tb.redis_addr(&old), None, "replication").await;
+            demoted = i.is_ok_and(|i| i.get("role").map(String::as_str) == Some("slave"));
+        } else if holders.len() == 1 && both_since.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let new = new.context("no failover while the master was frozen")?;
+    ensure!(demoted, "the old master was not demoted after unfreezing");
+    let demoted_at = tb.timeline.record(
+        Kind::Observation,
+        "testbed",
+        "old-master-demoted",
+        &old.name,
+    );
+    tb.wait_replica_of(&old, &new, common::failover_timeout(&tb))
+        .await?;
+    tb.wait_vip_on(&new, common::failover_timeout(&tb)).await?;
+    println!("both nodes held the VIP for {both_total:.0} ms in all");
+    tb.timeline.record(
+        Kind::Observation,
+        "testbed",
+        "vip-double-hold",
+        format!("{both_total:.0} ms"),
+    );
+    let demotion = demoted_at - unpaused_at.expect("set with new");
+    ensure!(
+        both_total <= (demoted_at - t0),
+        "both held the VIP for {both_total:.0} ms, longer than fault-to-demotion ({:.0} ms; demotion after unfreeze {demotion:.0} ms)",
+        demoted_at - t0
+    );
+    common::report(&tb, "paused_master_fails_over", t0)?;
+    Ok(())
+}
