@@ -19,6 +19,7 @@ pub mod normalize;
 pub mod phases;
 pub mod progress;
 pub mod render;
+pub mod tc;
 pub mod teardown;
 pub mod testbed;
 pub mod timeline;
