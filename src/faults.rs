@@ -176,8 +176,24 @@ impl Testbed {
             .restart_container(&c, Some(opts))
             .await
             .map_err(|e| Error::docker(format!("restart {c}"), e))?;
+        self.apply_profile(n).await?;
         self.timeline.subscribe(&n.name, self.sentinel_addr(n));
         Ok(())
+    }
+
+    /// Crashes the sentinel process of `node` (SIGKILL from the host): an
+    /// unexpected exit, which the sentinel container's `on-failure` restart
+    /// policy answers — the seed's supervisor `autorestart=unexpected`.
+    /// (`docker kill` counts as a deliberate stop: no restart.)
+    pub async fn crash_sentinel(&self, node: &Node) -> Result<f64> {
+        let c = self.names.sentinel(&node.name);
+        let st = crate::containers::state(&self.docker, &c, &self.names.network)
+            .await?
+            .filter(|s| s.running && s.pid > 0)
+            .ok_or_else(|| Error::State(format!("{c} is not running")))?;
+        let t = self.act("sentinel-crash", std::slice::from_ref(node));
+        crate::host::run_async("kill", &["-KILL", &st.pid.to_string()]).await?;
+        Ok(t)
     }
 
     /// Freezes the nodes' redis containers (cgroup freezer): the process
@@ -231,22 +247,21 @@ impl Testbed {
         Err(last.unwrap_or_else(|| Error::State("no sentinel to ask".into())))
     }
 
-    /// Waits until at least `quorum` sentinels, and every sentinel that
-    /// answers, report a master other than `old`; returns the new master.
+    /// Waits until at least `quorum` sentinels report the same master other
+    /// than `old` (a sentinel cut off with the old master may still report
+    /// it); returns the new master.
     pub async fn wait_for_switch(&self, old: &Node, timeout: Duration) -> Result<Node> {
         let quorum = self.topology.quorum as usize;
-        let what = format!(
-            "a quorum of live sentinels to report a new master instead of {}",
-            old.name
-        );
+        let what = format!("a quorum of live sentinels to report a new master instead of {}", old.name);
         let ip = wait::until(&what, timeout, wait::POLL, || async {
             let views = self.sentinel_masters().await;
-            let new: Vec<Ipv4Addr> = views.values().copied().filter(|ip| *ip != old.ip).collect();
-            let agree = new.first().is_some_and(|f| new.iter().all(|ip| ip == f));
-            if new.len() >= quorum && new.len() == views.len() && agree {
-                Ok(new[0])
-            } else {
-                Err(format!("sentinel views: {views:?}"))
+            let mut votes: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
+            for ip in views.values().filter(|ip| **ip != old.ip) {
+                *votes.entry(*ip).or_default() += 1;
+            }
+            match votes.into_iter().find(|(_, n)| *n >= quorum) {
+                Some((ip, _)) => Ok(ip),
+                None => Err(format!("sentinel views: {views:?}")),
             }
         })
         .await?;

@@ -4,7 +4,9 @@
 //!
 //! Entry point: [`Testbed::up`] with a [`Topology`]. See ARCHITECTURE.md.
 
+pub mod checker;
 pub mod client;
+pub mod compose;
 pub mod containers;
 pub mod docker;
 pub mod doctor;
@@ -15,10 +17,15 @@ pub mod host;
 pub mod image;
 pub mod links;
 pub mod net;
+pub mod netfaults;
 pub mod normalize;
 pub mod phases;
 pub mod progress;
 pub mod render;
+pub mod report;
+pub mod repro;
+pub mod scenario;
+pub mod svg;
 pub mod tc;
 pub mod teardown;
 pub mod testbed;
@@ -26,6 +33,7 @@ pub mod timeline;
 pub mod topology;
 pub mod vip;
 pub mod wait;
+pub mod workload;
 
 pub use error::{Error, Result};
 pub use testbed::{Testbed, UpOptions};

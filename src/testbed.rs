@@ -62,6 +62,25 @@ struct StateFile {
     parent: String,
 }
 
+/// Records a testbed whose containers something else starts (the Compose
+/// project in `compose/`), so that [`Testbed::attach`], `cargo xtask status`
+/// and `down` find it as they find one made by [`Testbed::up`].
+pub fn write_state(state_root: &Path, topology: &Topology, parent: &str) -> Result<PathBuf> {
+    let dir = state_root.join(&topology.name);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let state = StateFile {
+        topology: topology.to_toml(),
+        parent: parent.to_string(),
+    };
+    let path = dir.join(STATE_FILE);
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&state).expect("serialises"),
+    )
+    .map_err(|e| Error::io(&path, e))?;
+    Ok(path)
+}
+
 /// A running testbed.
 pub struct Testbed {
     pub docker: Docker,
@@ -189,10 +208,33 @@ impl Testbed {
         .await?;
         progress.step("sentinel containers started");
         for n in &t.nodes {
+            self.apply_profile(n).await?;
+        }
+        for n in &t.nodes {
             self.timeline.subscribe(&n.name, self.sentinel_addr(n));
         }
         self.wait_healthy(t.initial_master(), opts.health_timeout)
             .await
+    }
+
+    /// Applies the topology's timing profile to the sentinel of `n` (waits
+    /// for it to answer first: it has just been started).
+    pub async fn apply_profile(&self, n: &Node) -> Result<()> {
+        let params = self.topology.profile.sentinel_debug();
+        if params.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("SENTINEL");
+        cmd.arg("DEBUG");
+        for (k, v) in params {
+            cmd.arg(*k).arg(*v);
+        }
+        let addr = self.sentinel_addr(n);
+        let what = format!("the sentinel on {} to accept SENTINEL DEBUG", n.name);
+        wait::until(&what, Duration::from_secs(10), wait::POLL, || async {
+            crate::client::query::<()>(addr, None, &cmd).await.map_err(|e| e.to_string())
+        })
+        .await
     }
 
     /// Waits until every health condition holds with `master` as the master.

@@ -46,8 +46,32 @@ pub struct Topology {
     pub redis_conf: Vec<String>,
     /// Extra lines appended to every sentinel.conf (after the monitor block).
     pub sentinel_conf: Vec<String>,
+    /// Sentinel's internal periods: `Default`, or `Fast` (shortened at start
+    /// with `SENTINEL DEBUG`, as Redis's own test suite does; Redis >= 7.0).
+    pub profile: Profile,
     /// Where the topology came from (for messages), if a file.
     pub source: Option<PathBuf>,
+}
+
+/// Sentinel timing profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Sentinel's own periods (ping 1 s, ask 1 s, publish 2 s, info 10 s).
+    #[default]
+    Default,
+    /// Ping and ask every 100 ms, publish hellos every 200 ms, INFO every 1 s.
+    Fast,
+}
+
+impl Profile {
+    /// The `SENTINEL DEBUG` parameters this profile sets (empty: none).
+    pub fn sentinel_debug(&self) -> &'static [(&'static str, u32)] {
+        match self {
+            Profile::Default => &[],
+            Profile::Fast => &[("ping-period", 100), ("ask-period", 100), ("publish-period", 200), ("info-period", 1000)],
+        }
+    }
 }
 
 /// One server: a redis-server and a sentinel sharing a network namespace.
@@ -88,6 +112,7 @@ struct RawTopology {
     redis_conf: Option<Vec<Spanned<String>>>,
     sentinel_conf: Option<Vec<Spanned<String>>>,
     nodes: Option<Spanned<Vec<Spanned<RawNode>>>>,
+    profile: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +238,9 @@ impl Topology {
         let list = |v: &[String]| v.iter().map(|l| q(l)).collect::<Vec<_>>().join(", ");
         s += &format!("redis_conf = [{}]\n", list(&self.redis_conf));
         s += &format!("sentinel_conf = [{}]\n", list(&self.sentinel_conf));
+        if self.profile == Profile::Fast {
+            s += "profile = \"fast\"\n";
+        }
         if let Some(a) = &self.auth {
             s += &format!("\n[auth]\npassword = {}\n", q(&a.password));
         }
@@ -648,7 +676,18 @@ impl Validator<'_> {
             }
             Ok(out)
         };
+        let profile = match &raw.profile {
+            None => Profile::Default,
+            Some(v) => match v.get_ref().as_str() {
+                "default" => Profile::Default,
+                "fast" => Profile::Fast,
+                other => {
+                    return self.fail(v.span(), "profile", format!("`{other}` is not a profile"), Some("use \"default\" or \"fast\""))
+                }
+            },
+        };
         Ok(Topology {
+            profile,
             name,
             master_name,
             image,

@@ -20,17 +20,32 @@ async fn kill_master(tb: &Testbed) -> Result<(f64, Node, Node)> {
     let old = tb.current_master().await?;
     let t0 = tb.kill(&Target::Master).await?;
     let started = Instant::now();
+    // A split vote (both live sentinels ask for votes in the same epoch and
+    // each votes for itself) makes Sentinel wait 2 x failover-timeout before
+    // it tries again: a real Redis behaviour, reported, not hidden. The bound
+    // is the failover timeout, or 3 x when the timeline shows the failed
+    // election.
     let new = tb
-        .wait_for_switch(&old, common::failover_timeout(tb))
+        .wait_for_switch(&old, common::failover_timeout(tb) * 3)
         .await
-        .context("no promotion within the topology's failover timeout")?;
+        .context("no promotion within 3 x the topology's failover timeout")?;
     ensure!(new.name != old.name);
-    ensure!(
-        started.elapsed() <= common::failover_timeout(tb),
-        "switch took {:?}, failover timeout is {:?}",
-        started.elapsed(),
-        common::failover_timeout(tb)
-    );
+    let took = started.elapsed();
+    if took > common::failover_timeout(tb) {
+        let aborted = tb.timeline.find("-failover-abort-not-elected", t0);
+        ensure!(
+            !aborted.is_empty(),
+            "switch took {took:?}, over the failover timeout {:?}, without a failed election:\n{}",
+            common::failover_timeout(tb),
+            tb.timeline.render(t0)
+        );
+        println!(
+            "NOTE: a split vote ({} failed election(s)) delayed the failover to {took:?} (failover timeout {:?})",
+            aborted.len(),
+            common::failover_timeout(tb)
+        );
+        tb.timeline.record(Kind::Observation, "testbed", "split-vote", format!("switch after {took:?}"));
+    }
     // every live sentinel has published the switch (the leader last: it
     // waits for the replicas to be reconfigured)
     let live: Vec<String> = tb
@@ -85,6 +100,7 @@ fn assert_order(tb: &Testbed, t0: f64, names: &[&str]) -> Result<()> {
 #[tokio::test]
 async fn kill_master_promotes_a_replica() -> Result<()> {
     let tb = common::up(common::topology("t-kill", 101)?).await?;
+    let trace = common::Trace::new(&tb, "kill_master_promotes_a_replica");
     let (t0, old, new) = kill_master(&tb).await?;
     // every live sentinel agrees
     let views = tb.sentinel_masters().await;
@@ -117,7 +133,7 @@ async fn kill_master_promotes_a_replica() -> Result<()> {
             "+switch-master",
         ],
     )?;
-    let p = common::report(&tb, "kill_master_promotes_a_replica", t0)?;
+    let p = trace.ok(t0)?;
     ensure!(
         p.switch_all_ms
             .is_some_and(|ms| ms <= tb.topology.failover_timeout_ms as f64),
@@ -130,6 +146,7 @@ async fn kill_master_promotes_a_replica() -> Result<()> {
 #[tokio::test]
 async fn vip_follows_the_new_master() -> Result<()> {
     let tb = common::up(common::topology("t-vip", 102)?).await?;
+    let trace = common::Trace::new(&tb, "vip_follows_the_new_master");
     let (t0, old, new) = kill_master(&tb).await?;
     tb.wait_vip_on(&new, common::failover_timeout(&tb)).await?;
 
@@ -205,7 +222,7 @@ async fn vip_follows_the_new_master() -> Result<()> {
         calls.iter().all(|c| c.node != old.name),
         "the dead node's sentinel ran the script: {calls:#?}"
     );
-    common::report(&tb, "vip_follows_the_new_master", t0)?;
+    trace.ok(t0)?;
     Ok(())
 }
 
@@ -230,6 +247,7 @@ async fn snapshot_nodes(
 #[tokio::test]
 async fn info_replication_snapshots() -> Result<()> {
     let tb = common::up(common::topology("t-snap", 103)?).await?;
+    let trace = common::Trace::new(&tb, "info_replication_snapshots");
     let t = &tb.topology;
     let mut r = Redactor::new();
     for n in &t.nodes {
@@ -275,13 +293,14 @@ async fn info_replication_snapshots() -> Result<()> {
     let role_reply: redis::Value =
         client::query(tb.redis_addr(&new), None, &redis::cmd("ROLE")).await?;
     insta::assert_snapshot!("role_of_new_master", r.role(&role_reply));
-    common::report(&tb, "info_replication_snapshots", t0)?;
+    trace.ok(t0)?;
     Ok(())
 }
 
 #[tokio::test]
 async fn old_master_rejoins_as_replica() -> Result<()> {
     let tb = common::up(common::topology("t-rejoin", 104)?).await?;
+    let trace = common::Trace::new(&tb, "old_master_rejoins_as_replica");
     let (t0, old, new) = kill_master(&tb).await?;
     tb.wait_vip_on(&new, common::failover_timeout(&tb)).await?;
     for i in 0..20 {
@@ -289,7 +308,7 @@ async fn old_master_rejoins_as_replica() -> Result<()> {
         client::query::<()>(tb.vip_addr(), None, &set).await?;
     }
     tb.start(&Target::Node(old.name.clone())).await?;
-    tb.wait_replica_of(&old, &new, common::failover_timeout(&tb) * 2)
+    tb.wait_replica_of(&old, &new, common::demotion_timeout(&tb))
         .await?;
     tb.timeline
         .wait_for(
@@ -313,7 +332,7 @@ async fn old_master_rejoins_as_replica() -> Result<()> {
         let v: Option<i64> = client::query(tb.redis_addr(&old), None, &get).await?;
         ensure!(v == Some(i), "old master lacks after:{i} (got {v:?})");
     }
-    common::report(&tb, "old_master_rejoins_as_replica", t0)?;
+    trace.ok(t0)?;
     Ok(())
 }
 
@@ -328,6 +347,7 @@ struct Op {
 #[tokio::test]
 async fn sentinel_client_follows_failover() -> Result<()> {
     let tb = common::up(common::topology("t-client", 105)?).await?;
+    let trace = common::Trace::new(&tb, "sentinel_client_follows_failover");
     let t = tb.topology.clone();
     // Like the seed's redis-py client (socket_timeout=1): without a socket
     // timeout, a sentinel whose host vanished (black-holed, not refused)
@@ -447,20 +467,21 @@ async fn sentinel_client_follows_failover() -> Result<()> {
             new.name
         );
     }
-    common::report(&tb, "sentinel_client_follows_failover", t0)?;
+    trace.ok(t0)?;
     Ok(())
 }
 
 #[tokio::test]
 async fn manual_failover_moves_the_vip() -> Result<()> {
     let tb = common::up(common::topology("t-manual", 106)?).await?;
+    let trace = common::Trace::new(&tb, "manual_failover_moves_the_vip");
     let old = tb.current_master().await?;
     let t0 = tb.failover().await?;
     let new = tb
         .wait_for_switch(&old, common::failover_timeout(&tb))
         .await?;
     tb.wait_vip_on(&new, common::failover_timeout(&tb)).await?;
-    tb.wait_replica_of(&old, &new, common::failover_timeout(&tb))
+    tb.wait_replica_of(&old, &new, common::demotion_timeout(&tb))
         .await?;
     ensure!(tb.holds_vip(&old).await? == Some(false));
     assert_order(
@@ -473,7 +494,7 @@ async fn manual_failover_moves_the_vip() -> Result<()> {
             "+switch-master",
         ],
     )?;
-    common::report(&tb, "manual_failover_moves_the_vip", t0)?;
+    trace.ok(t0)?;
     Ok(())
 }
 
@@ -485,11 +506,12 @@ async fn epoch(tb: &Testbed, n: &Node) -> Result<u64> {
 #[tokio::test]
 async fn second_failover() -> Result<()> {
     let tb = common::up(common::topology("t-second", 107)?).await?;
+    let trace = common::Trace::new(&tb, "second_failover");
     let (_, first_old, first_new) = kill_master(&tb).await?;
     tb.wait_vip_on(&first_new, common::failover_timeout(&tb))
         .await?;
     tb.start(&Target::Node(first_old.name.clone())).await?;
-    tb.wait_replica_of(&first_old, &first_new, common::failover_timeout(&tb) * 2)
+    tb.wait_replica_of(&first_old, &first_new, common::demotion_timeout(&tb))
         .await?;
     let third = other_replica(&tb, &first_old, &first_new).clone();
     tb.wait_replica_of(&third, &first_new, common::failover_timeout(&tb))
@@ -507,16 +529,17 @@ async fn second_failover() -> Result<()> {
         epoch2 > epoch1,
         "config-epoch went from {epoch1} to {epoch2}"
     );
-    common::report(&tb, "second_failover", t0)?;
+    trace.ok(t0)?;
     Ok(())
 }
 
 #[tokio::test]
 async fn paused_master_fails_over() -> Result<()> {
     let tb = common::up(common::topology("t-pause", 108)?).await?;
+    let trace = common::Trace::new(&tb, "paused_master_fails_over");
     let old = tb.current_master().await?;
     let t0 = tb.pause(&Target::Node(old.name.clone())).await?;
-    let deadline = Instant::now() + common::failover_timeout(&tb) * 2;
+    let deadline = Instant::now() + common::failover_timeout(&tb) + common::demotion_timeout(&tb);
     // sample the VIP holders while the failover runs
     let mut both_since: Option<f64> = None;
     let mut both_total = 0.0;
@@ -576,6 +599,6 @@ async fn paused_master_fails_over() -> Result<()> {
         "both held the VIP for {both_total:.0} ms, longer than fault-to-demotion ({:.0} ms; demotion after unfreeze {demotion:.0} ms)",
         demoted_at - t0
     );
-    common::report(&tb, "paused_master_fails_over", t0)?;
+    trace.ok(t0)?;
     Ok(())
 }

@@ -82,6 +82,53 @@ pub fn report(tb: &Testbed, run: &str, fault_ms: f64) -> Result<Phases> {
     Ok(p)
 }
 
+/// How long an old master that is up may take to be converted to a replica:
+/// Sentinel converts it only after its role has been reported wrong for 4
+/// publish periods (8 s) and re-checks at its INFO period (10 s) — hence
+/// failover timeout + 18 s + 5 s of margin.
+pub fn demotion_timeout(tb: &Testbed) -> Duration {
+    failover_timeout(tb) + Duration::from_secs(23)
+}
+
+/// Prints and saves the timeline if the test ends without calling `ok`
+/// (an `Err` or a panic), so a failure in CI shows what happened.
+pub struct Trace<'a> {
+    tb: &'a Testbed,
+    run: &'static str,
+    armed: bool,
+}
+
+impl<'a> Trace<'a> {
+    pub fn new(tb: &'a Testbed, run: &'static str) -> Trace<'a> {
+        Trace {
+            tb,
+            run,
+            armed: true,
+        }
+    }
+
+    /// The test passed: report the phases from `fault_ms`.
+    pub fn ok(mut self, fault_ms: f64) -> Result<Phases> {
+        self.armed = false;
+        report(self.tb, self.run, fault_ms)
+    }
+}
+
+impl Drop for Trace<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let dir = default_state_root().join("runs").join(self.run);
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(dir.join("timeline.json"), self.tb.timeline.to_json());
+            eprintln!(
+                "{} failed; its timeline (ms since the testbed came up):\n{}",
+                self.run,
+                self.tb.timeline.render(0.0)
+            );
+        }
+    }
+}
+
 /// The failover timeout of the topology, the bound the tests assert.
 pub fn failover_timeout(tb: &Testbed) -> Duration {
     Duration::from_millis(tb.topology.failover_timeout_ms)

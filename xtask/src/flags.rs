@@ -87,4 +87,212 @@ pub enum Cmd {
         #[arg(long)]
         all: bool,
     },
+    /// Faults on a running testbed and its live event stream (kill, partition, events, ...).
+    #[command(flatten)]
+    Chaos(Chaos),
+    /// Render the Docker Compose project of a topology (compose/ is that of
+    /// fixtures/topology.toml); --check fails when the files differ instead.
+    Compose {
+        #[command(flatten)]
+        topo: TopologyArgs,
+        /// Project directory to write (or check); a relative path is from the workspace root.
+        #[arg(long, default_value = "compose")]
+        out: PathBuf,
+        /// Compare with a fresh rendering and fail on any difference; write nothing.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run a scenario file, each repetition on a fresh testbed; print PASS/FAIL per
+    /// expectation and write a report bundle under target/testbed/reports/.
+    Repro {
+        /// Scenario file (TOML), e.g. fixtures/scenarios/kill-master.toml.
+        file: PathBuf,
+        /// How many times to run it; the report gives the failure rate per expectation.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
+        /// Override the scenario topology's image (e.g. testbed/valkey:8.1).
+        #[arg(long)]
+        image: Option<String>,
+        /// Go on with the next run when one cannot complete (e.g. bring-up failed).
+        #[arg(long)]
+        keep_going: bool,
+    },
+    /// Create or remove the host segment (macvlan parent + shim) of a topology's
+    /// Compose project, named as `cargo xtask up` names a testbed's.
+    Segment {
+        action: SegmentAction,
+        #[arg(long, default_value = "fixtures/topology.toml")]
+        topology: PathBuf,
+        /// Use this existing interface (a real NIC) as the parent instead of a veth pair.
+        #[arg(long)]
+        parent: Option<String>,
+        /// Accept a subnet outside 198.18.0.0/15 (for a real LAN with --parent).
+        #[arg(long)]
+        allow_any_subnet: bool,
+    },
+}
+
+/// What `cargo xtask segment` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SegmentAction {
+    Up,
+    Down,
+}
+
+/// Which running testbed a chaos verb acts on.
+#[derive(Debug, clap::Args)]
+pub struct Attach {
+    /// Testbed name (default: the name in the topology file).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, default_value = "fixtures/topology.toml")]
+    pub topology: PathBuf,
+}
+
+/// Faults on a testbed started with `cargo xtask up`, for exploring by hand.
+/// A target is a node name, `master` or `replicas`.
+#[derive(Debug, Subcommand)]
+pub enum Chaos {
+    /// docker kill the nodes' redis containers (their sentinels lose the network too).
+    Kill {
+        #[arg(required = true)]
+        targets: Vec<testbed::faults::Target>,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// Stop nodes gracefully (SIGTERM, SIGKILL after 2 s).
+    Stop {
+        #[arg(required = true)]
+        targets: Vec<testbed::faults::Target>,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// Start killed or stopped nodes (redis, then its sentinel).
+    Start {
+        #[arg(required = true)]
+        targets: Vec<testbed::faults::Target>,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// Kill and start again at once (a crash and a quick reboot).
+    Restart {
+        #[arg(required = true)]
+        targets: Vec<testbed::faults::Target>,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// Freeze the nodes' redis containers (cgroup freezer).
+    Pause {
+        #[arg(required = true)]
+        targets: Vec<testbed::faults::Target>,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// Thaw frozen nodes.
+    Resume {
+        #[arg(required = true)]
+        targets: Vec<testbed::faults::Target>,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// Cut two groups of nodes apart (never from the host).
+    ///
+    /// `partition node1 -- node2 node3` or `partition --from node1 --to
+    /// node2,node3`; without a second group, from every other node. Options
+    /// go before `--`.
+    Partition {
+        /// First group.
+        a: Vec<String>,
+        /// Second group, after `--` (default: every other node).
+        #[arg(last = true)]
+        b: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        from: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<String>,
+        /// Cut only the first group's connections to the second; the second
+        /// still reaches the first.
+        #[arg(long)]
+        one_way: bool,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// Remove every partition.
+    Heal {
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// List the partitions in force (read from the nodes' netfilter rules).
+    Partitions {
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// Cut nodes from every other node, both ways, but not from the host.
+    Isolate {
+        #[arg(required = true)]
+        targets: Vec<testbed::faults::Target>,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// SENTINEL FAILOVER, on the first sentinel that accepts it or on --via's.
+    Failover {
+        /// The node whose sentinel leads the failover.
+        #[arg(long)]
+        via: Option<testbed::faults::Target>,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// docker kill the nodes' sentinel containers only (redis keeps serving).
+    SentinelKill {
+        #[arg(required = true)]
+        targets: Vec<testbed::faults::Target>,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// Freeze the nodes' sentinel containers only.
+    SentinelPause {
+        #[arg(required = true)]
+        targets: Vec<testbed::faults::Target>,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// Thaw or start the nodes' sentinel containers, whichever they need.
+    SentinelResume {
+        #[arg(required = true)]
+        targets: Vec<testbed::faults::Target>,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// SENTINEL SIMULATE-FAILURE: the sentinel crashes in the next failover it leads.
+    SimulateFailure {
+        /// crash-after-election or crash-after-promotion.
+        mode: testbed::netfaults::SimulateFailure,
+        #[arg(required = true)]
+        targets: Vec<testbed::faults::Target>,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// DEBUG SLEEP: the redis-server answers nothing for SECONDS (needs
+    /// `enable-debug-command yes` in the topology's redis_conf).
+    DebugSleep {
+        target: testbed::faults::Target,
+        seconds: f64,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// CLIENT PAUSE: the redis-server holds its clients' commands back for MS.
+    ClientPause {
+        target: testbed::faults::Target,
+        ms: u64,
+        /// Hold back writes only.
+        #[arg(long)]
+        write: bool,
+        #[command(flatten)]
+        at: Attach,
+    },
+    /// Print every sentinel's events live (elapsed ms, UTC time, node, channel) until Ctrl-C.
+    Events {
+        #[command(flatten)]
+        at: Attach,
+    },
 }

@@ -1,8 +1,12 @@
 //! `cargo xtask`: a thin client of the `testbed` library. Dispatch only; one
 //! module per command.
 
+mod chaos;
+mod compose;
 mod flags;
 mod ops;
+mod repro;
+mod segment;
 
 use clap::Parser;
 

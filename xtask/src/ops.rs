@@ -131,6 +131,29 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 failed.len()
             );
         }
+        Cmd::Compose { topo, out, check } => crate::compose::run(&topo, &out, check)?,
+        Cmd::Segment {
+            action,
+            topology,
+            parent,
+            allow_any_subnet,
+        } => {
+            crate::segment::run(
+                action,
+                &topology,
+                parent.as_deref(),
+                allow_any_subnet,
+                &state_root,
+            )
+            .await?
+        }
+        Cmd::Chaos(c) => crate::chaos::run(c, &state_root).await?,
+        Cmd::Repro {
+            file,
+            repeat,
+            image,
+            keep_going,
+        } => crate::repro::run(&file, repeat, image, keep_going, &state_root).await?,
         Cmd::Image { names, all } => {
             let docker = testbed::docker::connect().await?;
             let names: Vec<String> = if all {

@@ -1,0 +1,56 @@
+use super::*;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios")
+}
+
+fn parse(text: &str) -> Result<Scenario> {
+    Scenario::parse(text, &dir().join("t.toml"))
+}
+
+#[test]
+fn every_shipped_scenario_parses() {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let s = Scenario::from_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            assert!(!s.steps.is_empty(), "{}", p.display());
+            assert!(!s.expect.is_empty(), "{}", p.display());
+            n += 1;
+        }
+    }
+    assert!(n >= 8, "only {n} scenarios");
+}
+
+#[test]
+fn overrides_reach_the_topology() {
+    let s = Scenario::from_file(&dir().join("double-failover.toml")).unwrap();
+    assert_eq!(s.topology.down_after_ms, 1000);
+    let s = Scenario::from_file(&dir().join("split-brain-min-replicas.toml")).unwrap();
+    assert_eq!((s.topology.min_replicas_to_write, s.topology.min_replicas_max_lag), (Some(1), Some(10)));
+}
+
+#[test]
+fn expectations_parse_with_their_comparison() {
+    let s = parse("[[step]]\naction = \"heal\"\n[expect]\nfailovers = 1\nlost_acknowledged_writes = \"> 0\"\npromoted_within_ms = 5000\n").unwrap();
+    let by = |m: Measure| s.expect.iter().find(|e| e.measure == m).unwrap().clone();
+    assert_eq!(by(Measure::Failovers).op, Cmp::Eq);
+    assert_eq!(by(Measure::LostAcknowledgedWrites).op, Cmp::Gt);
+    assert_eq!(by(Measure::PromotedWithinMs).op, Cmp::Le);
+}
+
+#[test]
+fn errors_name_file_line_and_column() {
+    let e = parse("[[step]]\naction = \"explode\"\n").unwrap_err().to_string();
+    assert!(e.contains("t.toml:2:10:"), "{e}");
+    assert!(e.contains("`explode` is not an action"), "{e}");
+    let e = parse("[[step]]\naction = \"kill\"\ntarget = \"node9\"\n").unwrap_err().to_string();
+    assert!(e.contains("t.toml:1:1:") && e.contains("no node named `node9`"), "{e}");
+    let e = parse("[expect]\nfailovers = \"about 1\"\n").unwrap_err().to_string();
+    assert!(e.contains("not a comparison"), "{e}");
+    let e = parse("[topology_overrides]\nquorum = 7\n").unwrap_err().to_string();
+    assert!(e.contains("t.toml:1:1:") && e.contains("quorum"), "{e}");
+    let e = parse("[workload]\npath = \"carrier-pigeon\"\n").unwrap_err().to_string();
+    assert!(e.contains("t.toml:2:8:"), "{e}");
+}

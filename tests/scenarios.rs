@@ -1,0 +1,121 @@
+//! Every shipped scenario, run once on its own testbed, with its
+//! expectations asserted — and proof that a false expectation fails with a
+//! readable message. One `check` helper; one test per scenario file.
+
+mod common;
+
+use anyhow::{ensure, Context, Result};
+use std::path::Path;
+use testbed::net::Subnet;
+use testbed::repro::{self, RunOptions, RunResult};
+use testbed::scenario::Scenario;
+use testbed::UpOptions;
+
+async fn run(file: &str, slot: u8) -> Result<RunResult> {
+    common::init_tracing();
+    let path = common::fixture("scenarios").join(file);
+    let s = Scenario::from_file(&path)?;
+    let opts = RunOptions {
+        testbed_name: format!("sc-{}", &s.name[..s.name.len().min(20)]),
+        subnet: Subnet::test_slot(slot),
+        image: std::env::var("TESTBED_IMAGE").ok(),
+        up: UpOptions::default(),
+    };
+    testbed::docker::connect().await.context("scenarios run real containers and need a Docker engine")?;
+    let r = repro::run(&s, &opts).await.with_context(|| format!("running {file}"))?;
+    let dir = testbed::testbed::default_state_root().join("runs").join(format!("scenario-{}", s.name));
+    std::fs::create_dir_all(&dir)?;
+    let json = serde_json::to_string_pretty(&r)?;
+    std::fs::write(dir.join("result.json"), &json)?;
+    // the result is a stable, parseable record
+    let back: serde_json::Value = serde_json::from_str(&json)?;
+    ensure!(back["measurements"].is_object() && back["verdicts"].is_array());
+    println!("{file}: {:#?}\n{}", r.measurements, r.check.summary());
+    for v in &r.verdicts {
+        println!("  {} {} (measured {})", if v.pass { "PASS" } else { "FAIL" }, v.expectation, v.measured);
+    }
+    Ok(r)
+}
+
+/// Runs `file` and asserts that every expectation held.
+async fn check(file: &str, slot: u8) -> Result<RunResult> {
+    let r = run(file, slot).await?;
+    ensure!(r.step_errors.is_empty(), "{file}: steps failed: {:#?}", r.step_errors);
+    let failed: Vec<_> = r.verdicts.iter().filter(|v| !v.pass).collect();
+    ensure!(failed.is_empty(), "{file}: expectations failed: {failed:#?}\nmeasurements: {:#?}", r.measurements);
+    Ok(r)
+}
+
+#[tokio::test]
+async fn kill_master() -> Result<()> {
+    check("kill-master.toml", 140).await.map(drop)
+}
+
+#[tokio::test]
+async fn split_brain() -> Result<()> {
+    let r = check("split-brain.toml", 141).await?;
+    println!("split-brain lost {} acknowledged writes", r.measurements.lost_acknowledged_writes);
+    Ok(())
+}
+
+#[tokio::test]
+async fn split_brain_min_replicas() -> Result<()> {
+    let r = check("split-brain-min-replicas.toml", 142).await?;
+    ensure!(r.check.errors.contains_key("NOREPLICAS"), "no NOREPLICAS refusal: {:?}", r.check.errors);
+    Ok(())
+}
+
+#[tokio::test]
+async fn isolated_master_keeps_vip() -> Result<()> {
+    check("isolated-master-keeps-vip.toml", 143).await.map(drop)
+}
+
+#[tokio::test]
+async fn restarted_old_master() -> Result<()> {
+    check("restarted-old-master.toml", 144).await.map(drop)
+}
+
+#[tokio::test]
+async fn no_quorum() -> Result<()> {
+    check("no-quorum.toml", 145).await.map(drop)
+}
+
+#[tokio::test]
+async fn sentinel_crash_restart() -> Result<()> {
+    check("sentinel-crash-restart.toml", 146).await.map(drop)
+}
+
+/// redis/redis#8607 shows only in some runs: assert that the testbed measured
+/// and reported the outcome (one failover or two, with the events), not that
+/// the bug stayed away — CI must not flake because Redis does.
+#[tokio::test]
+async fn double_failover_is_measured() -> Result<()> {
+    let r = run("double-failover.toml", 147).await?;
+    ensure!(r.step_errors.is_empty(), "{:#?}", r.step_errors);
+    let n = r.measurements.failovers;
+    ensure!(n >= 1, "no failover at all");
+    let switches = r.timeline.iter().filter(|e| e.name == "+switch-master").count();
+    ensure!(switches >= n, "{n} failovers but {switches} +switch-master events");
+    let v = r.verdicts.iter().find(|v| v.expectation.starts_with("failovers")).context("no failovers verdict")?;
+    ensure!(v.pass == (n == 1), "verdict {v:?} disagrees with {n} failovers");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_false_expectation_fails_readably() -> Result<()> {
+    let text = std::fs::read_to_string(common::fixture("scenarios/kill-master.toml"))?
+        .replace("failovers = 1", "failovers = 0");
+    let path = common::fixture("scenarios").join("kill-master.toml");
+    let s = Scenario::parse(&text, Path::new(&path))?;
+    let opts = RunOptions {
+        testbed_name: "sc-false-expectation".into(),
+        subnet: Subnet::test_slot(148),
+        image: std::env::var("TESTBED_IMAGE").ok(),
+        up: UpOptions::default(),
+    };
+    let r = repro::run(&s, &opts).await?;
+    ensure!(!r.passed(), "a run with `failovers = 0` after a kill passed");
+    let v = r.verdicts.iter().find(|v| !v.pass).context("no failing verdict")?;
+    ensure!(v.expectation == "failovers = 0" && v.measured == "1", "{v:?}");
+    Ok(())
+}
