@@ -1,6 +1,8 @@
 use super::*;
 use crate::repro::{Measurements, RunResult, Verdict};
-use crate::workload::Op;
+use crate::timeline::Event;
+use crate::workload::{Op, Outcome};
+use std::collections::BTreeMap;
 
 fn ev(t_ms: f64, kind: Kind, source: &str, name: &str, detail: &str) -> Event {
     Event {
