@@ -43,7 +43,10 @@ impl Window {
 
 /// Checks `history` against the ids present at the end.
 pub fn check(history: &[Op], present: &HashSet<u64>) -> Report {
-    let mut r = Report { operations: history.len(), ..Default::default() };
+    let mut r = Report {
+        operations: history.len(),
+        ..Default::default()
+    };
     let mut seen = HashSet::new();
     let mut ops: Vec<&Op> = history.iter().collect();
     ops.sort_by(|a, b| a.invoke_ms.total_cmp(&b.invoke_ms));
@@ -69,7 +72,11 @@ pub fn check(history: &[Op], present: &HashSet<u64>) -> Report {
             }
         }
     }
-    r.unavailable = windows(&ops, |o| o.outcome != Outcome::Ok, |o| o.outcome == Outcome::Ok);
+    r.unavailable = windows(
+        &ops,
+        |o| o.outcome != Outcome::Ok,
+        |o| o.outcome == Outcome::Ok,
+    );
     r.loss_windows = loss_windows(&ops, present);
     r
 }
@@ -83,14 +90,20 @@ fn windows(ops: &[&Op], inside: impl Fn(&Op) -> bool, ends: impl Fn(&Op) -> bool
         match open {
             None if inside(op) => open = Some(op.invoke_ms),
             Some(start) if ends(op) => {
-                out.push(Window { start_ms: start, end_ms: op.invoke_ms });
+                out.push(Window {
+                    start_ms: start,
+                    end_ms: op.invoke_ms,
+                });
                 open = None;
             }
             _ => {}
         }
     }
     if let (Some(start), Some(last)) = (open, ops.last()) {
-        out.push(Window { start_ms: start, end_ms: last.complete_ms });
+        out.push(Window {
+            start_ms: start,
+            end_ms: last.complete_ms,
+        });
     }
     out
 }
@@ -104,7 +117,12 @@ fn loss_windows(ops: &[&Op], present: &HashSet<u64>) -> Vec<Window> {
     for op in ops.iter().filter(|o| o.outcome == Outcome::Ok) {
         match (present.contains(&op.id), &mut open) {
             (false, Some(w)) => w.end_ms = op.complete_ms,
-            (false, None) => open = Some(Window { start_ms: op.invoke_ms, end_ms: op.complete_ms }),
+            (false, None) => {
+                open = Some(Window {
+                    start_ms: op.invoke_ms,
+                    end_ms: op.complete_ms,
+                })
+            }
             (true, Some(w)) => {
                 out.push(*w);
                 open = None;
@@ -119,7 +137,10 @@ fn loss_windows(ops: &[&Op], present: &HashSet<u64>) -> Vec<Window> {
 impl Report {
     /// The longest unavailability window (ms), 0 if none.
     pub fn longest_unavailable_ms(&self) -> f64 {
-        self.unavailable.iter().map(Window::len_ms).fold(0.0, f64::max)
+        self.unavailable
+            .iter()
+            .map(Window::len_ms)
+            .fold(0.0, f64::max)
     }
 
     /// A short human summary.
@@ -143,50 +164,102 @@ mod tests {
     use super::*;
 
     fn op(id: u64, t: f64, outcome: Outcome) -> Op {
-        Op { id, process: "c".into(), invoke_ms: t, complete_ms: t + 1.0, outcome }
+        Op {
+            id,
+            process: "c".into(),
+            invoke_ms: t,
+            complete_ms: t + 1.0,
+            outcome,
+        }
     }
 
     fn err(kind: &str) -> Outcome {
-        Outcome::Error { kind: kind.into(), message: kind.into() }
+        Outcome::Error {
+            kind: kind.into(),
+            message: kind.into(),
+        }
     }
 
     #[test]
     fn acknowledged_writes_missing_at_the_end_are_lost() {
-        let h = vec![op(1, 0.0, Outcome::Ok), op(2, 10.0, Outcome::Ok), op(3, 20.0, Outcome::Ok), op(4, 30.0, Outcome::Ok)];
+        let h = vec![
+            op(1, 0.0, Outcome::Ok),
+            op(2, 10.0, Outcome::Ok),
+            op(3, 20.0, Outcome::Ok),
+            op(4, 30.0, Outcome::Ok),
+        ];
         let present: HashSet<u64> = [1, 4].into();
         let r = check(&h, &present);
         assert_eq!(r.lost, vec![2, 3]);
         assert_eq!(r.acknowledged, 4);
-        assert_eq!(r.loss_windows, vec![Window { start_ms: 10.0, end_ms: 21.0 }]);
+        assert_eq!(
+            r.loss_windows,
+            vec![Window {
+                start_ms: 10.0,
+                end_ms: 21.0
+            }]
+        );
     }
 
     #[test]
     fn unknown_writes_are_sorted_by_whether_they_landed() {
-        let h = vec![op(1, 0.0, Outcome::Unknown), op(2, 1.0, Outcome::Unknown), op(3, 2.0, Outcome::Ok)];
+        let h = vec![
+            op(1, 0.0, Outcome::Unknown),
+            op(2, 1.0, Outcome::Unknown),
+            op(3, 2.0, Outcome::Ok),
+        ];
         let r = check(&h, &[1, 3].into());
         assert_eq!(r.unknown_landed, vec![1]);
         assert_eq!(r.unknown_missing, vec![2]);
         assert!(r.lost.is_empty());
-        assert_eq!(r.unavailable, vec![Window { start_ms: 0.0, end_ms: 2.0 }]);
+        assert_eq!(
+            r.unavailable,
+            vec![Window {
+                start_ms: 0.0,
+                end_ms: 2.0
+            }]
+        );
     }
 
     #[test]
     fn duplicated_ids_and_refused_writes_that_landed_are_reported() {
-        let h = vec![op(1, 0.0, Outcome::Ok), op(1, 1.0, Outcome::Ok), op(2, 2.0, err("READONLY")), op(3, 3.0, err("NOREPLICAS"))];
+        let h = vec![
+            op(1, 0.0, Outcome::Ok),
+            op(1, 1.0, Outcome::Ok),
+            op(2, 2.0, err("READONLY")),
+            op(3, 3.0, err("NOREPLICAS")),
+        ];
         let r = check(&h, &[1, 2].into());
         assert_eq!(r.duplicated, vec![1]);
         assert_eq!(r.refused_but_present, vec![2]);
         assert_eq!(r.errors.get("READONLY"), Some(&1));
         assert_eq!(r.errors.get("NOREPLICAS"), Some(&1));
         // an outage still open at the end of the history ends with it
-        assert_eq!(r.unavailable, vec![Window { start_ms: 2.0, end_ms: 4.0 }]);
+        assert_eq!(
+            r.unavailable,
+            vec![Window {
+                start_ms: 2.0,
+                end_ms: 4.0
+            }]
+        );
     }
 
     #[test]
     fn a_loss_window_ends_at_the_last_lost_write_even_if_refusals_follow() {
-        let h = vec![op(1, 0.0, Outcome::Ok), op(2, 10.0, Outcome::Ok), op(3, 20.0, err("NOREPLICAS")), op(4, 30.0, err("READONLY"))];
+        let h = vec![
+            op(1, 0.0, Outcome::Ok),
+            op(2, 10.0, Outcome::Ok),
+            op(3, 20.0, err("NOREPLICAS")),
+            op(4, 30.0, err("READONLY")),
+        ];
         let r = check(&h, &[].into());
-        assert_eq!(r.loss_windows, vec![Window { start_ms: 0.0, end_ms: 11.0 }]);
+        assert_eq!(
+            r.loss_windows,
+            vec![Window {
+                start_ms: 0.0,
+                end_ms: 11.0
+            }]
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ const PACKAGES: &[&str] = &[
     "busybox-static",
     "iproute2",
     "util-linux",
+    "iptables",
     "docker-compose",
     "redis-tools",
 ];
@@ -91,6 +92,8 @@ pub async fn checks() -> Vec<Check> {
     )];
     out.push(check("iproute2", on_path("ip", "iproute2")));
     out.push(check("nsenter", on_path("nsenter", "util-linux")));
+    // partitions are netfilter rules set in the nodes' namespaces
+    out.push(check("iptables", on_path("iptables", "iptables")));
     out.push(check(
         "busybox-static",
         static_busybox()

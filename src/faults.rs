@@ -252,7 +252,10 @@ impl Testbed {
     /// it); returns the new master.
     pub async fn wait_for_switch(&self, old: &Node, timeout: Duration) -> Result<Node> {
         let quorum = self.topology.quorum as usize;
-        let what = format!("a quorum of live sentinels to report a new master instead of {}", old.name);
+        let what = format!(
+            "a quorum of live sentinels to report a new master instead of {}",
+            old.name
+        );
         let ip = wait::until(&what, timeout, wait::POLL, || async {
             let views = self.sentinel_masters().await;
             let mut votes: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();

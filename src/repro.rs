@@ -119,12 +119,18 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
                 match (h.len() > 1, since) {
                     (true, None) => {
                         since = Some(now);
-                        tb.timeline.record(Kind::Observation, "testbed", "vip-duplicate", h.join(","));
+                        tb.timeline.record(
+                            Kind::Observation,
+                            "testbed",
+                            "vip-duplicate",
+                            h.join(","),
+                        );
                     }
                     (false, Some(t)) => {
                         dup_ms += now - t;
                         since = None;
-                        tb.timeline.record(Kind::Observation, "testbed", "vip-single", h.join(","));
+                        tb.timeline
+                            .record(Kind::Observation, "testbed", "vip-single", h.join(","));
                     }
                     _ => {}
                 }
@@ -153,15 +159,38 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     let final_master = tb.current_master().await.ok();
     let present = match &final_master {
         Some(m) if !history.is_empty() => {
-            workload::read_present(tb.redis_addr(m), tb.password(), history.iter().map(|o| o.id)).await?
+            workload::read_present(
+                tb.redis_addr(m),
+                tb.password(),
+                history.iter().map(|o| o.id),
+            )
+            .await?
         }
         _ => Default::default(),
     };
     let check = checker::check(&history, &present);
     let events = tb.timeline.events();
-    let measurements = measure(&tb, &events, &check, fault_ms, reconnect_ms, &old, final_master.as_ref(), holders_max, dup_ms).await;
-    let verdicts = s.expect.iter().map(|e| verdict(e, &measurements, &old.name)).collect();
-    let image = image::inspect(&tb.docker, &tb.topology.image).await.ok().flatten();
+    let measurements = measure(
+        &tb,
+        &events,
+        &check,
+        fault_ms,
+        reconnect_ms,
+        &old,
+        final_master.as_ref(),
+        holders_max,
+        dup_ms,
+    )
+    .await;
+    let verdicts = s
+        .expect
+        .iter()
+        .map(|e| verdict(e, &measurements, &old.name))
+        .collect();
+    let image = image::inspect(&tb.docker, &tb.topology.image)
+        .await
+        .ok()
+        .flatten();
     let (snapshots, server_version) = snapshots(&tb).await;
     let result = RunResult {
         scenario: s.name.clone(),
@@ -190,7 +219,11 @@ fn target(t: &str) -> Target {
 }
 
 /// Runs the steps; returns (errors, first fault time, last reconnect time).
-async fn run_steps(tb: &Testbed, s: &Scenario, old: &crate::topology::Node) -> (Vec<String>, Option<f64>, Option<f64>) {
+async fn run_steps(
+    tb: &Testbed,
+    s: &Scenario,
+    old: &crate::topology::Node,
+) -> (Vec<String>, Option<f64>, Option<f64>) {
     let start = tb.timeline.now_ms();
     let mut errors = Vec::new();
     let mut fault = None;
@@ -203,13 +236,24 @@ async fn run_steps(tb: &Testbed, s: &Scenario, old: &crate::topology::Node) -> (
                 tokio::time::sleep(Duration::from_secs_f64(wait / 1000.0)).await;
             }
         }
-        let is_fault = !matches!(step.action, Action::Sleep { .. } | Action::Wait { .. } | Action::Heal | Action::Start { .. } | Action::Unpause { .. } | Action::UnpauseSentinel { .. });
+        let is_fault = !matches!(
+            step.action,
+            Action::Sleep { .. }
+                | Action::Wait { .. }
+                | Action::Heal
+                | Action::Start { .. }
+                | Action::Unpause { .. }
+                | Action::UnpauseSentinel { .. }
+        );
         let r = apply(tb, &step.action, old).await;
         let now = tb.timeline.now_ms();
         if is_fault && fault.is_none() {
             fault = Some(now);
         }
-        if matches!(step.action, Action::Heal | Action::Start { .. } | Action::Restart { .. } | Action::Unpause { .. }) {
+        if matches!(
+            step.action,
+            Action::Heal | Action::Start { .. } | Action::Restart { .. } | Action::Unpause { .. }
+        ) {
             reconnect = Some(now);
         }
         if let Err(e) = r {
@@ -238,36 +282,63 @@ async fn apply(tb: &Testbed, a: &Action, old: &crate::topology::Node) -> Result<
         Action::Partition { a, b, one_way } => {
             let a: Vec<&str> = a.iter().map(String::as_str).collect();
             let b: Vec<&str> = b.iter().map(String::as_str).collect();
-            let dir = if *one_way { Direction::OneWay } else { Direction::Both };
+            let dir = if *one_way {
+                Direction::OneWay
+            } else {
+                Direction::Both
+            };
             tb.partition(&a, &b, dir).await.map(drop)
         }
         Action::Heal => tb.heal().await.map(drop),
-        Action::KillSentinel { target: t } => tb.kill_sentinel(&Target::Node(node(t)?)).await.map(drop),
-        Action::CrashSentinel { target: t } => tb.crash_sentinel(tb.node(&node(t)?)?).await.map(drop),
-        Action::PauseSentinel { target: t } => tb.pause_sentinel(&Target::Node(node(t)?)).await.map(drop),
-        Action::UnpauseSentinel { target: t } => tb.unpause_sentinel(&Target::Node(node(t)?)).await.map(drop),
+        Action::KillSentinel { target: t } => {
+            tb.kill_sentinel(&Target::Node(node(t)?)).await.map(drop)
+        }
+        Action::CrashSentinel { target: t } => {
+            tb.crash_sentinel(tb.node(&node(t)?)?).await.map(drop)
+        }
+        Action::PauseSentinel { target: t } => {
+            tb.pause_sentinel(&Target::Node(node(t)?)).await.map(drop)
+        }
+        Action::UnpauseSentinel { target: t } => {
+            tb.unpause_sentinel(&Target::Node(node(t)?)).await.map(drop)
+        }
         Action::SimulateFailure { target: t, mode } => {
             let mode: SimulateFailure = mode.parse().map_err(crate::Error::State)?;
-            tb.simulate_failure(&Target::Node(node(t)?), mode).await.map(drop)
+            tb.simulate_failure(&Target::Node(node(t)?), mode)
+                .await
+                .map(drop)
         }
-        Action::DebugSleep { target: t, ms } => {
-            tb.debug_sleep(&Target::Node(node(t)?), Duration::from_millis(*ms)).await.map(drop)
-        }
+        Action::DebugSleep { target: t, ms } => tb
+            .debug_sleep(&Target::Node(node(t)?), Duration::from_millis(*ms))
+            .await
+            .map(drop),
         Action::ClientPause { target: t, ms } => tb
-            .client_pause(&Target::Node(node(t)?), Duration::from_millis(*ms), PauseMode::All)
+            .client_pause(
+                &Target::Node(node(t)?),
+                Duration::from_millis(*ms),
+                PauseMode::All,
+            )
             .await
             .map(drop),
         Action::Sleep { ms } => {
-            tb.timeline.record(Kind::Action, "testbed", "observe", format!("{ms} ms"));
+            tb.timeline
+                .record(Kind::Action, "testbed", "observe", format!("{ms} ms"));
             // observation time is the scenario itself
             tokio::time::sleep(Duration::from_millis(*ms)).await;
             Ok(())
         }
-        Action::Wait { until, timeout_ms } => wait(tb, until, Duration::from_millis(*timeout_ms), old).await,
+        Action::Wait { until, timeout_ms } => {
+            wait(tb, until, Duration::from_millis(*timeout_ms), old).await
+        }
     }
 }
 
-async fn wait(tb: &Testbed, until: &str, timeout: Duration, old: &crate::topology::Node) -> Result<()> {
+async fn wait(
+    tb: &Testbed,
+    until: &str,
+    timeout: Duration,
+    old: &crate::topology::Node,
+) -> Result<()> {
     match until {
         "switch" => tb.wait_for_switch(old, timeout).await.map(drop),
         "demoted" => {
@@ -283,10 +354,15 @@ async fn wait(tb: &Testbed, until: &str, timeout: Duration, old: &crate::topolog
             let from = tb.timeline.now_ms();
             let r = tb
                 .timeline
-                .wait_for("no switch", timeout, |ev| ev.iter().any(|e| e.t_ms >= from && e.name == "+switch-master"))
+                .wait_for("no switch", timeout, |ev| {
+                    ev.iter()
+                        .any(|e| e.t_ms >= from && e.name == "+switch-master")
+                })
                 .await;
             match r {
-                Ok(_) => Err(crate::Error::State("a failover happened while none was expected".into())),
+                Ok(_) => Err(crate::Error::State(
+                    "a failover happened while none was expected".into(),
+                )),
                 Err(_) => Ok(()),
             }
         }
@@ -306,17 +382,28 @@ async fn measure(
     dup_ms: f64,
 ) -> Measurements {
     let f = fault.unwrap_or(0.0);
-    let switches: Vec<&Event> = ev.iter().filter(|e| e.name == "+switch-master" && e.t_ms >= f).collect();
+    let switches: Vec<&Event> = ev
+        .iter()
+        .filter(|e| e.name == "+switch-master" && e.t_ms >= f)
+        .collect();
     let mut pairs: Vec<String> = switches.iter().map(|e| e.detail.clone()).collect();
     pairs.sort();
     pairs.dedup();
     let demoted = reconnect.and_then(|r| {
         ev.iter()
-            .find(|e| e.name == "+convert-to-slave" && e.t_ms >= r && e.detail.contains(&format!(" {} ", old.ip)))
+            .find(|e| {
+                e.name == "+convert-to-slave"
+                    && e.t_ms >= r
+                    && e.detail.contains(&format!(" {} ", old.ip))
+            })
             .map(|e| e.t_ms - r)
     });
     let recovered = fault.and_then(|f| {
-        check.unavailable.iter().find(|w| w.end_ms >= f).map(|w| w.end_ms - f)
+        check
+            .unavailable
+            .iter()
+            .find(|w| w.end_ms >= f)
+            .map(|w| w.end_ms - f)
     });
     Measurements {
         fault_ms: fault,
@@ -331,7 +418,11 @@ async fn measure(
         client_recovered_ms: recovered,
         lost_acknowledged_writes: check.lost.len(),
         refused_writes: check.errors.values().sum(),
-        loss_window_ms: check.loss_windows.iter().map(|w| w.len_ms()).fold(0.0, f64::max),
+        loss_window_ms: check
+            .loss_windows
+            .iter()
+            .map(|w| w.len_ms())
+            .fold(0.0, f64::max),
     }
 }
 
@@ -358,7 +449,11 @@ fn verdict(e: &crate::scenario::Expectation, m: &Measurements, old: &str) -> Ver
                 Some(w) => got == [w.clone()],
                 None => got.is_empty(),
             };
-            return Verdict { expectation: e.source.clone(), measured: format!("holders {got:?} (final master {:?})", m.final_master), pass };
+            return Verdict {
+                expectation: e.source.clone(),
+                measured: format!("holders {got:?} (final master {:?})", m.final_master),
+                pass,
+            };
         }
     };
     let bound: f64 = e.value.parse().unwrap_or(f64::NAN);
@@ -381,23 +476,40 @@ async fn snapshots(tb: &Testbed) -> (BTreeMap<String, BTreeMap<String, String>>,
     let mut version = None;
     for n in &tb.topology.nodes {
         let mut m = BTreeMap::new();
-        for (name, cmd) in [("INFO replication", redis::cmd("INFO").arg("replication").clone()), ("INFO server", redis::cmd("INFO").arg("server").clone())] {
+        for (name, cmd) in [
+            (
+                "INFO replication",
+                redis::cmd("INFO").arg("replication").clone(),
+            ),
+            ("INFO server", redis::cmd("INFO").arg("server").clone()),
+        ] {
             let r = client::query::<String>(tb.redis_addr(n), tb.password(), &cmd).await;
             if name == "INFO server" {
                 if let Ok(t) = &r {
                     let i = client::parse_info(t);
-                    version = version.or(i.get("redis_version").or(i.get("valkey_version")).cloned());
+                    version =
+                        version.or(i.get("redis_version").or(i.get("valkey_version")).cloned());
                 }
                 continue;
             }
-            m.insert(name.to_string(), r.unwrap_or_else(|e| format!("(no answer: {e})")));
+            m.insert(
+                name.to_string(),
+                r.unwrap_or_else(|e| format!("(no answer: {e})")),
+            );
         }
-        let role = client::query::<redis::Value>(tb.redis_addr(n), tb.password(), &redis::cmd("ROLE")).await;
-        m.insert("ROLE".into(), role.map(|v| format!("{v:?}")).unwrap_or_else(|e| format!("(no answer: {e})")));
+        let role =
+            client::query::<redis::Value>(tb.redis_addr(n), tb.password(), &redis::cmd("ROLE"))
+                .await;
+        m.insert(
+            "ROLE".into(),
+            role.map(|v| format!("{v:?}"))
+                .unwrap_or_else(|e| format!("(no answer: {e})")),
+        );
         let sm = client::sentinel_master(tb.sentinel_addr(n), &tb.topology.master_name).await;
         m.insert(
             "SENTINEL MASTER".into(),
-            sm.map(|m| m.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()).unwrap_or_else(|e| format!("(no answer: {e})")),
+            sm.map(|m| m.iter().map(|(k, v)| format!("{k}: {v}\n")).collect())
+                .unwrap_or_else(|e| format!("(no answer: {e})")),
         );
         out.insert(n.name.clone(), m);
     }
@@ -407,8 +519,14 @@ async fn snapshots(tb: &Testbed) -> (BTreeMap<String, BTreeMap<String, String>>,
 fn configs(tb: &Testbed) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for n in &tb.topology.nodes {
-        out.insert(format!("{}/redis.conf (rendered)", n.name), render::redis_conf(&tb.topology, n));
-        out.insert(format!("{}/sentinel.conf (rendered)", n.name), render::sentinel_conf(&tb.topology, n));
+        out.insert(
+            format!("{}/redis.conf (rendered)", n.name),
+            render::redis_conf(&tb.topology, n),
+        );
+        out.insert(
+            format!("{}/sentinel.conf (rendered)", n.name),
+            render::sentinel_conf(&tb.topology, n),
+        );
         for (f, dir) in [("redis.conf", "redis"), ("sentinel.conf", "sentinel")] {
             let p = tb.state_dir.join(&n.name).join(dir).join(f);
             if let Ok(t) = std::fs::read_to_string(&p) {
@@ -425,7 +543,12 @@ async fn logs(tb: &Testbed) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for n in &tb.topology.nodes {
         for c in [tb.names.redis(&n.name), tb.names.sentinel(&n.name)] {
-            let opts = LogsOptions { stdout: true, stderr: true, tail: "all".into(), ..Default::default() };
+            let opts = LogsOptions {
+                stdout: true,
+                stderr: true,
+                tail: "all".into(),
+                ..Default::default()
+            };
             let mut s = tb.docker.logs(&c, Some(opts));
             let mut text = String::new();
             while let Some(Ok(l)) = s.next().await {

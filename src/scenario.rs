@@ -39,29 +39,69 @@ pub struct Step {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Action {
-    Kill { target: String },
-    Stop { target: String },
-    Start { target: String },
-    Restart { target: String },
-    Pause { target: String },
-    Unpause { target: String },
+    Kill {
+        target: String,
+    },
+    Stop {
+        target: String,
+    },
+    Start {
+        target: String,
+    },
+    Restart {
+        target: String,
+    },
+    Pause {
+        target: String,
+    },
+    Unpause {
+        target: String,
+    },
     Failover,
-    Isolate { target: String },
-    Partition { a: Vec<String>, b: Vec<String>, one_way: bool },
+    Isolate {
+        target: String,
+    },
+    Partition {
+        a: Vec<String>,
+        b: Vec<String>,
+        one_way: bool,
+    },
     Heal,
-    KillSentinel { target: String },
+    KillSentinel {
+        target: String,
+    },
     /// SIGKILL of the sentinel process: an unexpected exit (restarted by the
     /// container's on-failure policy).
-    CrashSentinel { target: String },
-    PauseSentinel { target: String },
-    UnpauseSentinel { target: String },
-    SimulateFailure { target: String, mode: String },
-    DebugSleep { target: String, ms: u64 },
-    ClientPause { target: String, ms: u64 },
+    CrashSentinel {
+        target: String,
+    },
+    PauseSentinel {
+        target: String,
+    },
+    UnpauseSentinel {
+        target: String,
+    },
+    SimulateFailure {
+        target: String,
+        mode: String,
+    },
+    DebugSleep {
+        target: String,
+        ms: u64,
+    },
+    ClientPause {
+        target: String,
+        ms: u64,
+    },
     /// Observation time: let the system run.
-    Sleep { ms: u64 },
+    Sleep {
+        ms: u64,
+    },
     /// Wait for a condition (`switch`, `demoted`, `healthy`, `no-switch`).
-    Wait { until: String, timeout_ms: u64 },
+    Wait {
+        until: String,
+        timeout_ms: u64,
+    },
 }
 
 /// A measured value compared with a bound.
@@ -169,13 +209,22 @@ impl Scenario {
         let at = |span: Range<usize>, msg: String, hint: Option<&str>| {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
-            let col = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;
-            Error::Input { at: format!("{}:{line}:{col}", path.display()), message: msg, hint: hint.map(str::to_string) }
+            let col = before
+                .rfind('\n')
+                .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
+                + 1;
+            Error::Input {
+                at: format!("{}:{line}:{col}", path.display()),
+                message: msg,
+                hint: hint.map(str::to_string),
+            }
         };
-        let raw: Raw = toml::from_str(text).map_err(|e| at(e.span().unwrap_or(0..0), e.message().to_string(), None))?;
+        let raw: Raw = toml::from_str(text)
+            .map_err(|e| at(e.span().unwrap_or(0..0), e.message().to_string(), None))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let name = raw.name.clone().unwrap_or_else(|| {
-            path.file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
+            path.file_stem()
+                .map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
         });
 
         // The topology: a file (default: fixtures/topology.toml beside the
@@ -185,10 +234,19 @@ impl Scenario {
             None => (dir.join("../topology.toml"), 0..0),
         };
         let topo_text = std::fs::read_to_string(&topo_path).map_err(|e| {
-            at(topo_span.clone(), format!("key `topology`: cannot read {}: {e}", topo_path.display()), None)
+            at(
+                topo_span.clone(),
+                format!("key `topology`: cannot read {}: {e}", topo_path.display()),
+                None,
+            )
         })?;
-        let mut table: toml::Table = toml::from_str(&topo_text)
-            .map_err(|e| at(topo_span.clone(), format!("key `topology`: {}: {e}", topo_path.display()), None))?;
+        let mut table: toml::Table = toml::from_str(&topo_text).map_err(|e| {
+            at(
+                topo_span.clone(),
+                format!("key `topology`: {}: {e}", topo_path.display()),
+                None,
+            )
+        })?;
         let overrides_span = raw.topology_overrides.as_ref().map_or(0..0, |o| o.span());
         if let Some(o) = &raw.topology_overrides {
             for (k, v) in o.get_ref() {
@@ -196,9 +254,14 @@ impl Scenario {
             }
         }
         let merged = toml::to_string(&table).expect("a table serialises");
-        let topology = Topology::parse(&merged, Some(&topo_path), &ParseOptions::default()).map_err(|e| {
-            at(overrides_span.clone(), format!("the topology with this scenario's overrides is invalid: {e}"), None)
-        })?;
+        let topology = Topology::parse(&merged, Some(&topo_path), &ParseOptions::default())
+            .map_err(|e| {
+                at(
+                    overrides_span.clone(),
+                    format!("the topology with this scenario's overrides is invalid: {e}"),
+                    None,
+                )
+            })?;
 
         let workload = match &raw.workload {
             None => None,
@@ -218,7 +281,11 @@ impl Scenario {
                     }
                 };
                 let d = WorkloadSpec::default();
-                Some(WorkloadSpec { path, rate: w.rate.unwrap_or(d.rate).clamp(1, 1000), timeout_ms: w.timeout_ms.unwrap_or(d.timeout_ms) })
+                Some(WorkloadSpec {
+                    path,
+                    rate: w.rate.unwrap_or(d.rate).clamp(1, 1000),
+                    timeout_ms: w.timeout_ms.unwrap_or(d.timeout_ms),
+                })
             }
         };
 
@@ -228,14 +295,24 @@ impl Scenario {
             let s = s.get_ref();
             let target = |what: &str| -> Result<String> {
                 let t = s.target.clone().ok_or_else(|| {
-                    at(span.clone(), format!("step `{what}` needs `target`"), Some("a node name, \"master\" or \"replicas\""))
+                    at(
+                        span.clone(),
+                        format!("step `{what}` needs `target`"),
+                        Some("a node name, \"master\" or \"replicas\""),
+                    )
                 })?;
                 if t != "master" && t != "replicas" && topology.node(&t).is_none() {
-                    return Err(at(span.clone(), format!("step `{what}`: no node named `{t}`"), Some("a node name, \"master\" or \"replicas\"")));
+                    return Err(at(
+                        span.clone(),
+                        format!("step `{what}`: no node named `{t}`"),
+                        Some("a node name, \"master\" or \"replicas\""),
+                    ));
                 }
                 Ok(t)
             };
-            let ms = |what: &str| s.ms.ok_or_else(|| at(span.clone(), format!("step `{what}` needs `ms`"), None));
+            let ms = |what: &str| {
+                s.ms.ok_or_else(|| at(span.clone(), format!("step `{what}` needs `ms`"), None))
+            };
             let a = s.action.get_ref().as_str();
             let action = match a {
                 "kill" => Action::Kill { target: target(a)? },
@@ -280,19 +357,30 @@ impl Scenario {
                     ))
                 }
             };
-            steps.push(Step { at_ms: s.at_ms, action });
+            steps.push(Step {
+                at_ms: s.at_ms,
+                action,
+            });
         }
 
         let mut expect = Vec::new();
         if let Some(e) = &raw.expect {
             for (k, v) in e.get_ref() {
-                let x = parse_expectation(k, v).map_err(|m| at(e.span(), format!("key `expect.{k}`: {m}"), None))?;
+                let x = parse_expectation(k, v)
+                    .map_err(|m| at(e.span(), format!("key `expect.{k}`: {m}"), None))?;
                 if x.measure == Measure::VipHolder
                     && !matches!(x.value.as_str(), "new-master" | "old-master" | "none")
                     && topology.node(&x.value).is_none()
                 {
-                    let m = format!("key `expect.vip_holder`: `{}` is neither a role nor a node", x.value);
-                    return Err(at(e.span(), m, Some("use \"new-master\", \"old-master\", \"none\" or a node name")));
+                    let m = format!(
+                        "key `expect.vip_holder`: `{}` is neither a role nor a node",
+                        x.value
+                    );
+                    return Err(at(
+                        e.span(),
+                        m,
+                        Some("use \"new-master\", \"old-master\", \"none\" or a node name"),
+                    ));
                 }
                 expect.push(x);
             }
@@ -319,16 +407,32 @@ fn parse_expectation(key: &str, v: &toml::Value) -> std::result::Result<Expectat
         toml::Value::String(s) if measure == Measure::VipHolder => (Cmp::Eq, s.clone()),
         toml::Value::String(s) => {
             let s = s.trim();
-            let (op, rest) = [(">=", Cmp::Ge), ("<=", Cmp::Le), (">", Cmp::Gt), ("<", Cmp::Lt), ("=", Cmp::Eq)]
-                .iter()
-                .find_map(|(p, c)| s.strip_prefix(p).map(|r| (*c, r.trim())))
-                .ok_or_else(|| format!("`{s}` is not a comparison like \"> 0\" or \"<= 5000\""))?;
-            rest.parse::<f64>().map_err(|_| format!("`{rest}` is not a number"))?;
+            let (op, rest) = [
+                (">=", Cmp::Ge),
+                ("<=", Cmp::Le),
+                (">", Cmp::Gt),
+                ("<", Cmp::Lt),
+                ("=", Cmp::Eq),
+            ]
+            .iter()
+            .find_map(|(p, c)| s.strip_prefix(p).map(|r| (*c, r.trim())))
+            .ok_or_else(|| format!("`{s}` is not a comparison like \"> 0\" or \"<= 5000\""))?;
+            rest.parse::<f64>()
+                .map_err(|_| format!("`{rest}` is not a number"))?;
             (op, rest.to_string())
         }
-        other => return Err(format!("{other} is neither a number nor a comparison string")),
+        other => {
+            return Err(format!(
+                "{other} is neither a number nor a comparison string"
+            ))
+        }
     };
-    Ok(Expectation { measure, op, value, source: format!("{key} = {v}") })
+    Ok(Expectation {
+        measure,
+        op,
+        value,
+        source: format!("{key} = {v}"),
+    })
 }
 
 #[cfg(test)]

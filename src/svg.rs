@@ -18,7 +18,7 @@ const WIDTH: f64 = 1100.0;
 const LEFT: f64 = 190.0;
 const RIGHT: f64 = 24.0;
 const LABEL_ROW: f64 = 14.0;
-const MAX_LABEL_ROWS: usize = 10;
+const MAX_LABEL_ROWS: usize = 12;
 const LANE: f64 = 20.0;
 /// Approximate width of one 11 px sans-serif character.
 const CHAR_W: f64 = 6.0;
@@ -358,10 +358,10 @@ pub fn timeline_svg(run: &RunResult) -> String {
 fn place_labels(items: &[(f64, f64)]) -> (Vec<Option<(usize, bool)>>, usize) {
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by(|&a, &b| items[b].0.total_cmp(&items[a].0));
-    let mut rows: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut rows: Vec<Vec<(f64, f64)>> = vec![Vec::new(); MAX_LABEL_ROWS];
     let mut out = vec![None; items.len()];
     let free =
-        |row: &Vec<(f64, f64)>, (lo, hi): (f64, f64)| row.iter().all(|&(a, b)| hi < a || lo > b);
+        |row: &[(f64, f64)], (lo, hi): (f64, f64)| row.iter().all(|&(a, b)| hi < a || lo > b);
     for i in order {
         let (mx, w) = items[i];
         let right = mx + w <= WIDTH - 4.0;
@@ -371,21 +371,17 @@ fn place_labels(items: &[(f64, f64)]) -> (Vec<Option<(usize, bool)>>, usize) {
             (mx - w, mx + 1.0)
         };
         let line = (mx - 1.5, mx + 1.5);
-        for r in 0..MAX_LABEL_ROWS {
-            if r == rows.len() {
-                rows.push(Vec::new());
+        // the lowest row with room whose line crosses no label below; failing
+        // that, the lowest row with room (a label beats a clean picture)
+        let row = (0..MAX_LABEL_ROWS)
+            .find(|&r| free(&rows[r], span) && rows[..r].iter().all(|b| free(b, line)))
+            .or_else(|| (0..MAX_LABEL_ROWS).find(|&r| free(&rows[r], span)));
+        if let Some(r) = row {
+            rows[r].push(span);
+            for below in &mut rows[..r] {
+                below.push(line);
             }
-            if free(&rows[r], span) {
-                rows[r].push(span);
-                for below in &mut rows[..r] {
-                    below.push(line);
-                }
-                out[i] = Some((r, right));
-                break;
-            }
-            if !free(&rows[r], line) {
-                break;
-            }
+            out[i] = Some((r, right));
         }
     }
     let used = out.iter().flatten().map(|(r, _)| r + 1).max().unwrap_or(0);

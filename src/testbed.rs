@@ -232,7 +232,9 @@ impl Testbed {
         let addr = self.sentinel_addr(n);
         let what = format!("the sentinel on {} to accept SENTINEL DEBUG", n.name);
         wait::until(&what, Duration::from_secs(10), wait::POLL, || async {
-            crate::client::query::<()>(addr, None, &cmd).await.map_err(|e| e.to_string())
+            crate::client::query::<()>(addr, None, &cmd)
+                .await
+                .map_err(|e| e.to_string())
         })
         .await
     }

@@ -69,7 +69,12 @@ impl Profile {
     pub fn sentinel_debug(&self) -> &'static [(&'static str, u32)] {
         match self {
             Profile::Default => &[],
-            Profile::Fast => &[("ping-period", 100), ("ask-period", 100), ("publish-period", 200), ("info-period", 1000)],
+            Profile::Fast => &[
+                ("ping-period", 100),
+                ("ask-period", 100),
+                ("publish-period", 200),
+                ("info-period", 1000),
+            ],
         }
     }
 }
@@ -682,7 +687,12 @@ impl Validator<'_> {
                 "default" => Profile::Default,
                 "fast" => Profile::Fast,
                 other => {
-                    return self.fail(v.span(), "profile", format!("`{other}` is not a profile"), Some("use \"default\" or \"fast\""))
+                    return self.fail(
+                        v.span(),
+                        "profile",
+                        format!("`{other}` is not a profile"),
+                        Some("use \"default\" or \"fast\""),
+                    )
                 }
             },
         };

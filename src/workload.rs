@@ -65,7 +65,11 @@ pub struct WorkloadSpec {
 
 impl Default for WorkloadSpec {
     fn default() -> Self {
-        WorkloadSpec { path: ClientPath::Vip, rate: 50, timeout_ms: 500 }
+        WorkloadSpec {
+            path: ClientPath::Vip,
+            rate: 50,
+            timeout_ms: 500,
+        }
     }
 }
 
@@ -108,7 +112,9 @@ impl Target {
         let pw = tb.password().map(str::to_string);
         Ok(match path {
             ClientPath::Vip => Target::Fixed(tb.vip_addr(), pw),
-            ClientPath::Node(n) if n == "master" => Target::Fixed(tb.redis_addr(tb.topology.initial_master()), pw),
+            ClientPath::Node(n) if n == "master" => {
+                Target::Fixed(tb.redis_addr(tb.topology.initial_master()), pw)
+            }
             ClientPath::Node(n) => Target::Fixed(tb.redis_addr(tb.node(n)?), pw),
             ClientPath::Sentinel => Target::Sentinel(Box::new(sentinel_client(tb)?)),
         })
@@ -134,13 +140,24 @@ pub fn sentinel_client(tb: &Testbed) -> crate::Result<redis::sentinel::SentinelC
     }
     let mut node = redis::sentinel::SentinelNodeConnectionInfo::default().set_tcp_settings(tcp);
     if let Some(p) = tb.password() {
-        node = node.set_redis_connection_info(redis::RedisConnectionInfo::default().set_password(p));
+        node =
+            node.set_redis_connection_info(redis::RedisConnectionInfo::default().set_password(p));
     }
-    redis::sentinel::SentinelClient::build(infos, t.master_name.clone(), Some(node), redis::sentinel::SentinelServerType::Master)
-        .map_err(|e| crate::Error::redis(tb.sentinel_addr(&t.nodes[0]), "sentinel client", e))
+    redis::sentinel::SentinelClient::build(
+        infos,
+        t.master_name.clone(),
+        Some(node),
+        redis::sentinel::SentinelServerType::Master,
+    )
+    .map_err(|e| crate::Error::redis(tb.sentinel_addr(&t.nodes[0]), "sentinel client", e))
 }
 
-async fn run(mut target: Target, spec: WorkloadSpec, tl: Timeline, stop: Arc<AtomicBool>) -> Vec<Op> {
+async fn run(
+    mut target: Target,
+    spec: WorkloadSpec,
+    tl: Timeline,
+    stop: Arc<AtomicBool>,
+) -> Vec<Op> {
     let period = Duration::from_secs_f64(1.0 / f64::from(spec.rate.max(1)));
     let timeout = Duration::from_millis(spec.timeout_ms);
     let mut conn: Option<redis::aio::MultiplexedConnection> = None;
@@ -162,7 +179,11 @@ async fn run(mut target: Target, spec: WorkloadSpec, tl: Timeline, stop: Arc<Ato
                 });
             }
             let c = conn.as_mut().expect("just set");
-            redis::cmd("SET").arg(key(id)).arg(id).query_async::<()>(c).await
+            redis::cmd("SET")
+                .arg(key(id))
+                .arg(id)
+                .query_async::<()>(c)
+                .await
         })
         .await;
         let outcome = match result {
@@ -176,7 +197,13 @@ async fn run(mut target: Target, spec: WorkloadSpec, tl: Timeline, stop: Arc<Ato
                 Outcome::Unknown
             }
         };
-        ops.push(Op { id, process: "client".into(), invoke_ms, complete_ms: tl.now_ms(), outcome });
+        ops.push(Op {
+            id,
+            process: "client".into(),
+            invoke_ms,
+            complete_ms: tl.now_ms(),
+            outcome,
+        });
     }
     ops
 }
@@ -197,11 +224,17 @@ fn classify(e: &redis::RedisError) -> Outcome {
     if e.is_connection_dropped() && !e.is_connection_refusal() {
         return Outcome::Unknown;
     }
-    let kind = e
-        .code()
-        .map(str::to_string)
-        .unwrap_or_else(|| if e.is_connection_refusal() { "CONNREFUSED".into() } else { "IO".into() });
-    Outcome::Error { kind, message: e.to_string() }
+    let kind = e.code().map(str::to_string).unwrap_or_else(|| {
+        if e.is_connection_refusal() {
+            "CONNREFUSED".into()
+        } else {
+            "IO".into()
+        }
+    });
+    Outcome::Error {
+        kind,
+        message: e.to_string(),
+    }
 }
 
 /// Reads an external client's history: one JSON object per line with
@@ -218,7 +251,11 @@ pub fn parse_external(process: &str, text: &str) -> crate::Result<Vec<Op>> {
         error: Option<String>,
     }
     let mut ops = Vec::new();
-    for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, l) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let v: Line = serde_json::from_str(l).map_err(|e| crate::Error::Input {
             at: format!("{process}: line {}:{}", i + 1, e.column()),
             message: format!("not an operation record: {e}"),
@@ -229,11 +266,21 @@ pub fn parse_external(process: &str, text: &str) -> crate::Result<Vec<Op>> {
             "unknown" | "timeout" => Outcome::Unknown,
             _ => {
                 let message = v.error.unwrap_or_default();
-                let kind = message.split_whitespace().next().unwrap_or("ERR").to_string();
+                let kind = message
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("ERR")
+                    .to_string();
                 Outcome::Error { kind, message }
             }
         };
-        ops.push(Op { id: v.id, process: process.to_string(), invoke_ms: v.invoke_ms, complete_ms: v.complete_ms, outcome });
+        ops.push(Op {
+            id: v.id,
+            process: process.to_string(),
+            invoke_ms: v.invoke_ms,
+            complete_ms: v.complete_ms,
+            outcome,
+        });
     }
     Ok(ops)
 }
@@ -256,7 +303,13 @@ pub async fn read_present(
             .query_async(&mut c)
             .await
             .map_err(|e| crate::Error::redis(addr, "MGET", e))?;
-        present.extend(chunk.iter().zip(vals).filter(|(_, v)| v.is_some()).map(|(id, _)| *id));
+        present.extend(
+            chunk
+                .iter()
+                .zip(vals)
+                .filter(|(_, v)| v.is_some())
+                .map(|(id, _)| *id),
+        );
     }
     Ok(present)
 }

@@ -4,14 +4,14 @@
 
 mod common;
 
-use anyhow::{bail, ensure, Context, Result};
-use std::net::SocketAddrV4;
+use anyhow::{ensure, Context, Result};
 use std::time::{Duration, Instant};
 use testbed::client;
 use testbed::faults::Target;
 use testbed::normalize::{lines, Redactor};
 use testbed::timeline::Kind;
 use testbed::topology::Node;
+use testbed::workload::{ClientPath, Outcome, Workload, WorkloadSpec};
 use testbed::Testbed;
 
 /// Kills the master and waits for the switch within the failover timeout.
@@ -44,7 +44,12 @@ async fn kill_master(tb: &Testbed) -> Result<(f64, Node, Node)> {
             aborted.len(),
             common::failover_timeout(tb)
         );
-        tb.timeline.record(Kind::Observation, "testbed", "split-vote", format!("switch after {took:?}"));
+        tb.timeline.record(
+            Kind::Observation,
+            "testbed",
+            "split-vote",
+            format!("switch after {took:?}"),
+        );
     }
     // every live sentinel has published the switch (the leader last: it
     // waits for the replicas to be reconfigured)
@@ -336,137 +341,77 @@ async fn old_master_rejoins_as_replica() -> Result<()> {
     Ok(())
 }
 
-/// One write of the sentinel-aware client: (invoked at, ok).
-struct Op {
-    at_ms: f64,
-    key: String,
-    ok: bool,
-    error: Option<String>,
-}
-
 #[tokio::test]
 async fn sentinel_client_follows_failover() -> Result<()> {
     let tb = common::up(common::topology("t-client", 105)?).await?;
     let trace = common::Trace::new(&tb, "sentinel_client_follows_failover");
     let t = tb.topology.clone();
-    // Like the seed's redis-py client (socket_timeout=1): without a socket
-    // timeout, a sentinel whose host vanished (black-holed, not refused)
-    // stalls every lookup, because redis-rs takes the sentinels' answers in
-    // the configured order. TCP_USER_TIMEOUT bounds both connect and reads.
-    let tcp = redis::io::tcp::TcpSettings::default().set_user_timeout(Duration::from_millis(500));
-    let sentinels = t
-        .nodes
-        .iter()
-        .map(|n| {
-            use redis::IntoConnectionInfo;
-            Ok(client::url(SocketAddrV4::new(n.ip, t.sentinel_port), None)
-                .into_connection_info()?
-                .set_tcp_settings(tcp.clone()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let node_info =
-        redis::sentinel::SentinelNodeConnectionInfo::default().set_tcp_settings(tcp.clone());
-    let mut sc = redis::sentinel::SentinelClient::build(
-        sentinels,
-        t.master_name.clone(),
-        Some(node_info),
-        redis::sentinel::SentinelServerType::Master,
-    )?;
-    let tl = tb.timeline.clone();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let writer = tokio::spawn(async move {
-        let mut ops: Vec<Op> = Vec::new();
-        let mut conn = None;
-        let mut i = 0u64;
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            i += 1;
-            let key = format!("client:{i}");
-            let at_ms = tl.now_ms();
-            let ok = tokio::time::timeout(Duration::from_secs(5), async {
-                if conn.is_none() {
-                    conn = Some(sc.get_async_connection().await?);
-                }
-                let c = conn.as_mut().expect("just set");
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(i)
-                    .query_async::<()>(c)
-                    .await
-            })
-            .await
-            .map_err(|_| "timed out".to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
-            if ok.is_err() {
-                conn = None; // re-resolve the master through the sentinels
-            }
-            ops.push(Op {
-                at_ms,
-                key,
-                ok: ok.is_ok(),
-                error: ok.err(),
-            });
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        ops
-    });
-    tokio::time::sleep(Duration::from_millis(500)).await; // observation time before the fault
+    // redis-rs's sentinel client writing unique keys at 50/s for the whole test
+    let spec = WorkloadSpec {
+        path: ClientPath::Sentinel,
+        rate: 50,
+        timeout_ms: 5000,
+    };
+    let wl = Workload::start(&tb, &spec)?;
+    // observation time before the fault: the client writes undisturbed
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let (t0, _old, new) = kill_master(&tb).await?;
     tb.wait_vip_on(&new, common::failover_timeout(&tb)).await?;
-    tokio::time::sleep(Duration::from_secs(1)).await; // observation time after recovery
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let ops = writer.await?;
+    // observation time after recovery
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ops = wl.stop().await?;
 
+    let present =
+        testbed::workload::read_present(tb.redis_addr(&new), None, ops.iter().map(|o| o.id))
+            .await?;
+    let report = testbed::checker::check(&ops, &present);
+    println!("sentinel-aware client: {}", report.summary());
     ensure!(
-        ops.iter().any(|o| o.ok && o.at_ms < t0),
+        ops.iter()
+            .any(|o| o.outcome == Outcome::Ok && o.invoke_ms < t0),
         "no successful write before the fault"
     );
-    let first_fail = ops.iter().find(|o| !o.ok && o.at_ms >= t0).map(|o| o.at_ms);
-    let recovered = ops
+    let outage = report
+        .unavailable
         .iter()
-        .filter(|o| o.ok && first_fail.is_some_and(|f| o.at_ms > f))
-        .map(|o| o.at_ms)
-        .next();
-    let (Some(fail), Some(rec)) = (first_fail, recovered) else {
-        let mut errors = Vec::new();
-        for o in &ops {
-            let e = o.error.clone().unwrap_or_else(|| "ok".into());
-            if errors.last().is_none_or(|(_, l): &(f64, String)| *l != e) {
-                errors.push((o.at_ms - t0, e));
-            }
-        }
-        bail!("the client saw no outage and recovery (first failure {first_fail:?}, recovery {recovered:?}); errors: {errors:?}");
-    };
+        .find(|w| w.end_ms >= t0)
+        .with_context(|| {
+            format!(
+                "the client saw no outage after the fault: {}",
+                report.summary()
+            )
+        })?;
+    let last = ops.last().context("no operations")?;
+    ensure!(
+        outage.end_ms < last.invoke_ms,
+        "the client never recovered: {}",
+        report.summary()
+    );
     tb.timeline.push(testbed::timeline::Event {
-        t_ms: rec,
+        t_ms: outage.end_ms,
         kind: Kind::Observation,
         source: "client".into(),
         name: "client-recovered".into(),
-        detail: format!("unavailable for {:.0} ms", rec - fail),
+        detail: format!("unavailable for {:.0} ms", outage.len_ms()),
     });
-    let window = rec - fail;
-    println!(
-        "sentinel-aware client: unavailable for {window:.0} ms ({} writes, {} failed)",
-        ops.len(),
-        ops.iter().filter(|o| !o.ok).count()
-    );
     ensure!(
-        window <= t.failover_timeout_ms as f64,
-        "unavailability {window:.0} ms exceeds the failover timeout"
+        outage.len_ms() <= t.failover_timeout_ms as f64,
+        "unavailability {:.0} ms exceeds the failover timeout",
+        outage.len_ms()
     );
     // every write acknowledged after recovery is on the new master
-    let after: Vec<&Op> = ops.iter().filter(|o| o.ok && o.at_ms >= rec).collect();
-    ensure!(!after.is_empty());
-    let mut c = client::connect(tb.redis_addr(&new), None).await?;
-    for o in after {
-        let exists: bool = redis::cmd("EXISTS").arg(&o.key).query_async(&mut c).await?;
-        ensure!(
-            exists,
-            "{} was acknowledged after recovery but is not on {}",
-            o.key,
-            new.name
-        );
-    }
+    let lost_after: Vec<u64> = ops
+        .iter()
+        .filter(|o| {
+            o.outcome == Outcome::Ok && o.invoke_ms >= outage.end_ms && !present.contains(&o.id)
+        })
+        .map(|o| o.id)
+        .collect();
+    ensure!(
+        lost_after.is_empty(),
+        "acknowledged after recovery but not on {}: {lost_after:?}",
+        new.name
+    );
     trace.ok(t0)?;
     Ok(())
 }
@@ -546,7 +491,10 @@ async fn paused_master_fails_over() -> Result<()> {
     let mut new = None;
     let mut unpaused_at = None;
     let mut demoted = false;
+    // sample every 50 ms
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
     while Instant::now() < deadline {
+        tick.tick().await;
         let holders = tb.vip_holders().await?;
         let now = tb.timeline.now_ms();
         match (holders.len() > 1, both_since) {
@@ -573,7 +521,6 @@ async fn paused_master_fails_over() -> Result<()> {
         } else if holders.len() == 1 && both_since.is_none() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let new = new.context("no failover while the master was frozen")?;
     ensure!(demoted, "the old master was not demoted after unfreezing");

@@ -21,9 +21,15 @@ async fn run(file: &str, slot: u8) -> Result<RunResult> {
         image: std::env::var("TESTBED_IMAGE").ok(),
         up: UpOptions::default(),
     };
-    testbed::docker::connect().await.context("scenarios run real containers and need a Docker engine")?;
-    let r = repro::run(&s, &opts).await.with_context(|| format!("running {file}"))?;
-    let dir = testbed::testbed::default_state_root().join("runs").join(format!("scenario-{}", s.name));
+    testbed::docker::connect()
+        .await
+        .context("scenarios run real containers and need a Docker engine")?;
+    let r = repro::run(&s, &opts)
+        .await
+        .with_context(|| format!("running {file}"))?;
+    let dir = testbed::testbed::default_state_root()
+        .join("runs")
+        .join(format!("scenario-{}", s.name));
     std::fs::create_dir_all(&dir)?;
     let json = serde_json::to_string_pretty(&r)?;
     std::fs::write(dir.join("result.json"), &json)?;
@@ -32,7 +38,12 @@ async fn run(file: &str, slot: u8) -> Result<RunResult> {
     ensure!(back["measurements"].is_object() && back["verdicts"].is_array());
     println!("{file}: {:#?}\n{}", r.measurements, r.check.summary());
     for v in &r.verdicts {
-        println!("  {} {} (measured {})", if v.pass { "PASS" } else { "FAIL" }, v.expectation, v.measured);
+        println!(
+            "  {} {} (measured {})",
+            if v.pass { "PASS" } else { "FAIL" },
+            v.expectation,
+            v.measured
+        );
     }
     Ok(r)
 }
@@ -40,9 +51,17 @@ async fn run(file: &str, slot: u8) -> Result<RunResult> {
 /// Runs `file` and asserts that every expectation held.
 async fn check(file: &str, slot: u8) -> Result<RunResult> {
     let r = run(file, slot).await?;
-    ensure!(r.step_errors.is_empty(), "{file}: steps failed: {:#?}", r.step_errors);
+    ensure!(
+        r.step_errors.is_empty(),
+        "{file}: steps failed: {:#?}",
+        r.step_errors
+    );
     let failed: Vec<_> = r.verdicts.iter().filter(|v| !v.pass).collect();
-    ensure!(failed.is_empty(), "{file}: expectations failed: {failed:#?}\nmeasurements: {:#?}", r.measurements);
+    ensure!(
+        failed.is_empty(),
+        "{file}: expectations failed: {failed:#?}\nmeasurements: {:#?}",
+        r.measurements
+    );
     Ok(r)
 }
 
@@ -54,14 +73,21 @@ async fn kill_master() -> Result<()> {
 #[tokio::test]
 async fn split_brain() -> Result<()> {
     let r = check("split-brain.toml", 141).await?;
-    println!("split-brain lost {} acknowledged writes", r.measurements.lost_acknowledged_writes);
+    println!(
+        "split-brain lost {} acknowledged writes",
+        r.measurements.lost_acknowledged_writes
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn split_brain_min_replicas() -> Result<()> {
     let r = check("split-brain-min-replicas.toml", 142).await?;
-    ensure!(r.check.errors.contains_key("NOREPLICAS"), "no NOREPLICAS refusal: {:?}", r.check.errors);
+    ensure!(
+        r.check.errors.contains_key("NOREPLICAS"),
+        "no NOREPLICAS refusal: {:?}",
+        r.check.errors
+    );
     Ok(())
 }
 
@@ -94,10 +120,24 @@ async fn double_failover_is_measured() -> Result<()> {
     ensure!(r.step_errors.is_empty(), "{:#?}", r.step_errors);
     let n = r.measurements.failovers;
     ensure!(n >= 1, "no failover at all");
-    let switches = r.timeline.iter().filter(|e| e.name == "+switch-master").count();
-    ensure!(switches >= n, "{n} failovers but {switches} +switch-master events");
-    let v = r.verdicts.iter().find(|v| v.expectation.starts_with("failovers")).context("no failovers verdict")?;
-    ensure!(v.pass == (n == 1), "verdict {v:?} disagrees with {n} failovers");
+    let switches = r
+        .timeline
+        .iter()
+        .filter(|e| e.name == "+switch-master")
+        .count();
+    ensure!(
+        switches >= n,
+        "{n} failovers but {switches} +switch-master events"
+    );
+    let v = r
+        .verdicts
+        .iter()
+        .find(|v| v.expectation.starts_with("failovers"))
+        .context("no failovers verdict")?;
+    ensure!(
+        v.pass == (n == 1),
+        "verdict {v:?} disagrees with {n} failovers"
+    );
     Ok(())
 }
 
@@ -114,8 +154,18 @@ async fn a_false_expectation_fails_readably() -> Result<()> {
         up: UpOptions::default(),
     };
     let r = repro::run(&s, &opts).await?;
-    ensure!(!r.passed(), "a run with `failovers = 0` after a kill passed");
-    let v = r.verdicts.iter().find(|v| !v.pass).context("no failing verdict")?;
-    ensure!(v.expectation == "failovers = 0" && v.measured == "1", "{v:?}");
+    ensure!(
+        !r.passed(),
+        "a run with `failovers = 0` after a kill passed"
+    );
+    let v = r
+        .verdicts
+        .iter()
+        .find(|v| !v.pass)
+        .context("no failing verdict")?;
+    ensure!(
+        v.expectation == "failovers = 0" && v.measured == "1",
+        "{v:?}"
+    );
     Ok(())
 }

@@ -42,7 +42,7 @@ const ROUTINE: &[&str] = &[
 ];
 /// Rows above which the timeline table drops routine events.
 const MAX_TABLE_ROWS: usize = 80;
-/// Lost write ids listed in the report.
+/// Ranges of write ids listed in the report.
 const MAX_LOST_IDS: usize = 50;
 
 fn ms(v: Option<f64>) -> String {
@@ -348,10 +348,36 @@ fn measurements_section(s: &mut String, run: &RunResult) {
     s.push('\n');
 }
 
-fn ids(v: &[u64]) -> String {
-    let mut t: Vec<String> = v.iter().take(MAX_LOST_IDS).map(u64::to_string).collect();
-    if v.len() > MAX_LOST_IDS {
-        t.push(format!("… ({} more)", v.len() - MAX_LOST_IDS));
+/// Ids as ranges (`54–912, 915`): the first [`MAX_LOST_IDS`] ranges.
+pub(super) fn ids(v: &[u64]) -> String {
+    let mut sorted = v.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for id in sorted {
+        match ranges.last_mut() {
+            Some((_, b)) if *b + 1 == id => *b = id,
+            _ => ranges.push((id, id)),
+        }
+    }
+    let mut t: Vec<String> = ranges
+        .iter()
+        .take(MAX_LOST_IDS)
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}–{b}")
+            }
+        })
+        .collect();
+    let rest: u64 = ranges
+        .iter()
+        .skip(MAX_LOST_IDS)
+        .map(|(a, b)| b - a + 1)
+        .sum();
+    if rest > 0 {
+        t.push(format!("… ({rest} more)"));
     }
     t.join(", ")
 }

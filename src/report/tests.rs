@@ -1,4 +1,4 @@
-use super::markdown::measured_range;
+use super::markdown::{ids, measured_range};
 use super::*;
 use crate::svg::tests::{assert_well_formed, sample_run};
 use std::time::Duration;
@@ -59,7 +59,7 @@ fn the_markdown_has_the_rate_and_the_expectation_table() {
         "{md}"
     );
     assert!(
-        md.contains("lost acknowledged writes** (ids, key `wl:<id>`) (2): 10, 11"),
+        md.contains("lost acknowledged writes** (ids, key `wl:<id>`) (2): 10–11"),
         "{md}"
     );
     assert!(md.contains(&format!("```sh\n{cmd}\n```")), "{md}");
@@ -153,6 +153,13 @@ fn file_names_are_safe() {
     );
     assert_eq!(safe_name("../../etc/passwd"), "etc-passwd");
     assert_eq!(safe_name("a b/c"), "a-b-c");
+}
+
+#[test]
+fn ids_are_listed_as_ranges() {
+    assert_eq!(ids(&[5, 3, 4, 9, 11, 12]), "3–5, 9, 11–12");
+    let many: Vec<u64> = (0..200).map(|i| i * 2).collect();
+    assert!(ids(&many).ends_with(", 98, … (150 more)"), "{}", ids(&many));
 }
 
 #[test]

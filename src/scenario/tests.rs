@@ -28,7 +28,13 @@ fn overrides_reach_the_topology() {
     let s = Scenario::from_file(&dir().join("double-failover.toml")).unwrap();
     assert_eq!(s.topology.down_after_ms, 1000);
     let s = Scenario::from_file(&dir().join("split-brain-min-replicas.toml")).unwrap();
-    assert_eq!((s.topology.min_replicas_to_write, s.topology.min_replicas_max_lag), (Some(1), Some(10)));
+    assert_eq!(
+        (
+            s.topology.min_replicas_to_write,
+            s.topology.min_replicas_max_lag
+        ),
+        (Some(1), Some(10))
+    );
 }
 
 #[test]
@@ -42,15 +48,28 @@ fn expectations_parse_with_their_comparison() {
 
 #[test]
 fn errors_name_file_line_and_column() {
-    let e = parse("[[step]]\naction = \"explode\"\n").unwrap_err().to_string();
+    let e = parse("[[step]]\naction = \"explode\"\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("t.toml:2:10:"), "{e}");
     assert!(e.contains("`explode` is not an action"), "{e}");
-    let e = parse("[[step]]\naction = \"kill\"\ntarget = \"node9\"\n").unwrap_err().to_string();
-    assert!(e.contains("t.toml:1:1:") && e.contains("no node named `node9`"), "{e}");
-    let e = parse("[expect]\nfailovers = \"about 1\"\n").unwrap_err().to_string();
+    let e = parse("[[step]]\naction = \"kill\"\ntarget = \"node9\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("t.toml:1:1:") && e.contains("no node named `node9`"),
+        "{e}"
+    );
+    let e = parse("[expect]\nfailovers = \"about 1\"\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not a comparison"), "{e}");
-    let e = parse("[topology_overrides]\nquorum = 7\n").unwrap_err().to_string();
+    let e = parse("[topology_overrides]\nquorum = 7\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("t.toml:1:1:") && e.contains("quorum"), "{e}");
-    let e = parse("[workload]\npath = \"carrier-pigeon\"\n").unwrap_err().to_string();
+    let e = parse("[workload]\npath = \"carrier-pigeon\"\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("t.toml:2:8:"), "{e}");
 }

@@ -119,14 +119,22 @@ fn mark_label(run: &RunResult, e: &Event) -> String {
         }
         (Kind::Sentinel, _) => e.name.clone(),
         (_, "vip-duplicate" | "vip-single") => format!("{} {}", e.name, e.detail),
+        // a heal ends every cut; its detail lists them all
+        (Kind::Action, "heal") => e.name.clone(),
         (_, _) => {
-            let d: String = e.detail.chars().take(28).collect();
-            format!("{} {}", e.name, d).trim_end().to_string()
+            // the gist: up to a parenthesis or a list of cuts, kept short
+            let gist = e.detail.split([';', '(']).next().unwrap_or("").trim();
+            let short = if gist.chars().count() > 24 {
+                gist.chars().take(23).collect::<String>() + "…"
+            } else {
+                gist.to_string()
+            };
+            format!("{} {short}", e.name).trim_end().to_string()
         }
     }
 }
 
-/// Key events grouped: the same label within 1 s is one mark (e.g. `+sdown`
+/// Key events grouped: the same label within 2 s is one mark (e.g. `+sdown`
 /// from each sentinel).
 pub(super) fn marks(run: &RunResult, from: f64, to: f64) -> Vec<Mark> {
     let mut out: Vec<Mark> = Vec::new();
@@ -145,7 +153,7 @@ pub(super) fn marks(run: &RunResult, from: f64, to: f64) -> Vec<Mark> {
         if let Some(m) = out
             .iter_mut()
             .rev()
-            .find(|m| m.label == label && e.t_ms - m.times[0] <= 1000.0)
+            .find(|m| m.label == label && e.t_ms - m.times[0] <= 2000.0)
         {
             m.times.push(e.t_ms);
             continue;
