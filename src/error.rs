@@ -23,20 +23,20 @@ pub enum Error {
     Prerequisite { what: String, hint: String },
 
     /// The Docker engine refused or failed an operation.
-    #[error("docker: {context}: {source}")]
+    // The cause is part of the message (not a `#[source]`), so `{:#}`
+    // chains do not print it twice.
+    #[error("docker: {context}: {error}")]
     Docker {
         context: String,
-        #[source]
-        source: bollard::errors::Error,
+        error: bollard::errors::Error,
     },
 
     /// Talking to a redis-server or redis-sentinel failed.
-    #[error("redis {addr}: {context}: {source}")]
+    #[error("redis {addr}: {context}: {error}")]
     Redis {
         addr: String,
         context: String,
-        #[source]
-        source: redis::RedisError,
+        error: redis::RedisError,
     },
 
     /// A host command (ip, nsenter, debootstrap, ...) failed.
@@ -65,11 +65,10 @@ pub enum Error {
     State(String),
 
     /// A file could not be read or written.
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {error}", .path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -85,7 +84,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 
@@ -93,7 +92,7 @@ impl Error {
     pub fn docker(context: impl Into<String>, source: bollard::errors::Error) -> Self {
         Error::Docker {
             context: context.into(),
-            source,
+            error: source,
         }
     }
 
@@ -106,7 +105,7 @@ impl Error {
         Error::Redis {
             addr: addr.to_string(),
             context: context.into(),
-            source,
+            error: source,
         }
     }
 

@@ -45,6 +45,29 @@ impl FromStr for Target {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+enum ContainerOp {
+    Kill,
+    Stop,
+    Start,
+    Restart,
+    Pause,
+    Unpause,
+}
+
+impl ContainerOp {
+    fn verb(self) -> &'static str {
+        match self {
+            ContainerOp::Kill => "kill",
+            ContainerOp::Stop => "stop",
+            ContainerOp::Start => "start",
+            ContainerOp::Restart => "restart",
+            ContainerOp::Pause => "pause",
+            ContainerOp::Unpause => "unpause",
+        }
+    }
+}
+
 impl Testbed {
     /// The nodes `target` names now.
     pub async fn resolve(&self, target: &Target) -> Result<Vec<Node>> {
@@ -99,83 +122,87 @@ impl Testbed {
             .record(Kind::Action, "testbed", verb, list.join(","))
     }
 
-    /// `docker kill` of the nodes' redis containers. Returns the action's time.
-    pub async fn kill(&self, target: &Target) -> Result<f64> {
+    /// Applies `op` to the redis containers of `target`'s nodes, recorded as
+    /// one action; after a start or restart the node's sentinel is restarted
+    /// so it joins the new network namespace. Returns the action's time.
+    async fn redis_op(&self, target: &Target, op: ContainerOp) -> Result<f64> {
         let nodes = self.resolve(target).await?;
-        let t = self.act("kill", &nodes);
+        let t = self.act(op.verb(), &nodes);
         for n in &nodes {
-            let c = self.names.redis(&n.name);
-            self.docker
-                .kill_container(&c, None::<KillContainerOptions>)
-                .await
-                .map_err(|e| Error::docker(format!("kill {c}"), e))?;
+            self.container_op(&self.names.redis(&n.name), op).await?;
+            if matches!(op, ContainerOp::Start | ContainerOp::Restart) {
+                self.restart_sentinel(n).await?;
+            }
         }
         Ok(t)
+    }
+
+    async fn container_op(&self, c: &str, op: ContainerOp) -> Result<()> {
+        let d = &self.docker;
+        let r = match op {
+            ContainerOp::Kill => d.kill_container(c, None::<KillContainerOptions>).await,
+            // graceful: SIGTERM, then SIGKILL after 2 s
+            ContainerOp::Stop => {
+                d.stop_container(
+                    c,
+                    Some(StopContainerOptions {
+                        t: Some(2),
+                        ..Default::default()
+                    }),
+                )
+                .await
+            }
+            ContainerOp::Start => d.start_container(c, None).await,
+            ContainerOp::Restart => {
+                d.restart_container(
+                    c,
+                    Some(RestartContainerOptions {
+                        t: Some(0),
+                        ..Default::default()
+                    }),
+                )
+                .await
+            }
+            ContainerOp::Pause => d.pause_container(c).await,
+            ContainerOp::Unpause => d.unpause_container(c).await,
+        };
+        r.map_err(|e| Error::docker(format!("{} {c}", op.verb()), e))
+    }
+
+    /// `docker kill` of the nodes' redis containers (a server dying).
+    pub async fn kill(&self, target: &Target) -> Result<f64> {
+        self.redis_op(target, ContainerOp::Kill).await
     }
 
     /// Graceful stop (SIGTERM, then SIGKILL after 2 s).
     pub async fn stop(&self, target: &Target) -> Result<f64> {
-        let nodes = self.resolve(target).await?;
-        let t = self.act("stop", &nodes);
-        for n in &nodes {
-            let c = self.names.redis(&n.name);
-            let opts = StopContainerOptions {
-                t: Some(2),
-                ..Default::default()
-            };
-            self.docker
-                .stop_container(&c, Some(opts))
-                .await
-                .map_err(|e| Error::docker(format!("stop {c}"), e))?;
-        }
-        Ok(t)
+        self.redis_op(target, ContainerOp::Stop).await
     }
 
-    /// Starts stopped/killed nodes: the redis container, then its sentinel
-    /// (restarted so it joins the new network namespace).
+    /// Starts stopped/killed nodes: the redis container, then its sentinel.
     pub async fn start(&self, target: &Target) -> Result<f64> {
-        let nodes = self.resolve(target).await?;
-        let t = self.act("start", &nodes);
-        for n in &nodes {
-            let c = self.names.redis(&n.name);
-            self.docker
-                .start_container(&c, None)
-                .await
-                .map_err(|e| Error::docker(format!("start {c}"), e))?;
-            self.restart_sentinel(n).await?;
-        }
-        Ok(t)
+        self.redis_op(target, ContainerOp::Start).await
     }
 
     /// Kill and start again at once (a crash and a quick reboot).
     pub async fn restart(&self, target: &Target) -> Result<f64> {
-        let nodes = self.resolve(target).await?;
-        let t = self.act("restart", &nodes);
-        for n in &nodes {
-            let c = self.names.redis(&n.name);
-            let opts = RestartContainerOptions {
-                t: Some(0),
-                ..Default::default()
-            };
-            self.docker
-                .restart_container(&c, Some(opts))
-                .await
-                .map_err(|e| Error::docker(format!("restart {c}"), e))?;
-            self.restart_sentinel(n).await?;
-        }
-        Ok(t)
+        self.redis_op(target, ContainerOp::Restart).await
+    }
+
+    /// Freezes the nodes' redis containers (cgroup freezer): the process
+    /// stops, the kernel still answers ARP and holds the VIP.
+    pub async fn pause(&self, target: &Target) -> Result<f64> {
+        self.redis_op(target, ContainerOp::Pause).await
+    }
+
+    /// Thaws frozen nodes.
+    pub async fn unpause(&self, target: &Target) -> Result<f64> {
+        self.redis_op(target, ContainerOp::Unpause).await
     }
 
     async fn restart_sentinel(&self, n: &Node) -> Result<()> {
-        let c = self.names.sentinel(&n.name);
-        let opts = RestartContainerOptions {
-            t: Some(0),
-            ..Default::default()
-        };
-        self.docker
-            .restart_container(&c, Some(opts))
-            .await
-            .map_err(|e| Error::docker(format!("restart {c}"), e))?;
+        self.container_op(&self.names.sentinel(&n.name), ContainerOp::Restart)
+            .await?;
         self.apply_profile(n).await?;
         self.timeline.subscribe(&n.name, self.sentinel_addr(n));
         Ok(())
@@ -193,35 +220,6 @@ impl Testbed {
             .ok_or_else(|| Error::State(format!("{c} is not running")))?;
         let t = self.act("sentinel-crash", std::slice::from_ref(node));
         crate::host::run_async("kill", &["-KILL", &st.pid.to_string()]).await?;
-        Ok(t)
-    }
-
-    /// Freezes the nodes' redis containers (cgroup freezer): the process
-    /// stops, the kernel still answers ARP and holds the VIP.
-    pub async fn pause(&self, target: &Target) -> Result<f64> {
-        let nodes = self.resolve(target).await?;
-        let t = self.act("pause", &nodes);
-        for n in &nodes {
-            let c = self.names.redis(&n.name);
-            self.docker
-                .pause_container(&c)
-                .await
-                .map_err(|e| Error::docker(format!("pause {c}"), e))?;
-        }
-        Ok(t)
-    }
-
-    /// Thaws frozen nodes.
-    pub async fn unpause(&self, target: &Target) -> Result<f64> {
-        let nodes = self.resolve(target).await?;
-        let t = self.act("unpause", &nodes);
-        for n in &nodes {
-            let c = self.names.redis(&n.name);
-            self.docker
-                .unpause_container(&c)
-                .await
-                .map_err(|e| Error::docker(format!("unpause {c}"), e))?;
-        }
         Ok(t)
     }
 

@@ -16,6 +16,9 @@ pub struct Progress {
     label: String,
     start: Instant,
     quiet: bool,
+    /// Every step so far: (ms since start, message), for callers that time
+    /// the steps (`cargo xtask bench`).
+    steps: std::sync::Mutex<Vec<(f64, String)>>,
 }
 
 impl Progress {
@@ -25,6 +28,7 @@ impl Progress {
             label: label.to_string(),
             start: Instant::now(),
             quiet: std::env::var("TESTBED_QUIET").is_ok_and(|v| v == "1"),
+            steps: std::sync::Mutex::default(),
         }
     }
 
@@ -38,13 +42,23 @@ impl Progress {
         self.emit(&format!("done: {msg}"));
     }
 
+    /// Every step and the end reported so far: (ms since start, message).
+    pub fn steps(&self) -> Vec<(f64, String)> {
+        self.steps.lock().expect("steps lock").clone()
+    }
+
     /// Time since [`Progress::new`].
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
     }
 
     fn emit(&self, msg: &str) {
-        let line = format_line(self.elapsed(), &self.label, msg);
+        let elapsed = self.elapsed();
+        self.steps
+            .lock()
+            .expect("steps lock")
+            .push((elapsed.as_secs_f64() * 1000.0, msg.to_string()));
+        let line = format_line(elapsed, &self.label, msg);
         tracing::info!(target: "testbed::progress", "{line}");
         if !self.quiet {
             eprintln!("{line}");

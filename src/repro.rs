@@ -245,8 +245,15 @@ async fn run_steps(
                 | Action::Unpause { .. }
                 | Action::UnpauseSentinel { .. }
         );
+        let before = tb.timeline.now_ms();
         let r = apply(tb, &step.action, old).await;
-        let now = tb.timeline.now_ms();
+        // the time the fault verb recorded its action (before docker acted)
+        let now = tb
+            .timeline
+            .events()
+            .iter()
+            .find(|e| e.kind == Kind::Action && e.t_ms >= before)
+            .map_or(before, |e| e.t_ms);
         if is_fault && fault.is_none() {
             fault = Some(now);
         }
@@ -451,7 +458,11 @@ fn verdict(e: &crate::scenario::Expectation, m: &Measurements, old: &str) -> Ver
             };
             return Verdict {
                 expectation: e.source.clone(),
-                measured: format!("holders {got:?} (final master {:?})", m.final_master),
+                measured: format!(
+                    "VIP on [{}], final master {}",
+                    got.join(", "),
+                    m.final_master.as_deref().unwrap_or("unknown")
+                ),
                 pass,
             };
         }
@@ -474,6 +485,13 @@ fn verdict(e: &crate::scenario::Expectation, m: &Measurements, old: &str) -> Ver
 async fn snapshots(tb: &Testbed) -> (BTreeMap<String, BTreeMap<String, String>>, Option<String>) {
     let mut out = BTreeMap::new();
     let mut version = None;
+    let names = tb
+        .topology
+        .nodes
+        .iter()
+        .fold(crate::normalize::Redactor::new(), |r, n| {
+            r.name(n.ip, format!("{} ({})", n.name, n.ip))
+        });
     for n in &tb.topology.nodes {
         let mut m = BTreeMap::new();
         for (name, cmd) in [
@@ -487,8 +505,9 @@ async fn snapshots(tb: &Testbed) -> (BTreeMap<String, BTreeMap<String, String>>,
             if name == "INFO server" {
                 if let Ok(t) = &r {
                     let i = client::parse_info(t);
+                    // Valkey also reports redis_version (its compatibility level)
                     version =
-                        version.or(i.get("redis_version").or(i.get("valkey_version")).cloned());
+                        version.or(i.get("valkey_version").or(i.get("redis_version")).cloned());
                 }
                 continue;
             }
@@ -502,7 +521,7 @@ async fn snapshots(tb: &Testbed) -> (BTreeMap<String, BTreeMap<String, String>>,
                 .await;
         m.insert(
             "ROLE".into(),
-            role.map(|v| format!("{v:?}"))
+            role.map(|v| names.role(&v))
                 .unwrap_or_else(|e| format!("(no answer: {e})")),
         );
         let sm = client::sentinel_master(tb.sentinel_addr(n), &tb.topology.master_name).await;

@@ -91,6 +91,8 @@ pub struct Testbed {
     pub timeline: Timeline,
     /// ms from the start of `up` to healthy (0 when attached).
     pub up_ms: f64,
+    /// The steps of `up`: (ms since its start, step); empty when attached.
+    pub up_steps: Vec<(f64, String)>,
     /// The macvlan parent in use.
     pub parent: String,
     owned: bool,
@@ -134,6 +136,7 @@ impl Testbed {
             state_root: opts.state_root.clone(),
             timeline: Timeline::new(),
             up_ms: 0.0,
+            up_steps: Vec::new(),
             parent: String::new(),
             owned: true,
             topology,
@@ -148,6 +151,7 @@ impl Testbed {
             format!("up in {:.0} ms", tb.up_ms),
         );
         progress.done(format!("healthy in {:.2} s", tb.up_ms / 1000.0));
+        tb.up_steps = progress.steps();
         Ok(tb)
     }
 
@@ -321,6 +325,7 @@ impl Testbed {
             state_root: state_root.to_path_buf(),
             timeline: Timeline::new(),
             up_ms: 0.0,
+            up_steps: Vec::new(),
             parent: state.parent,
             owned: false,
             topology: strip_source(&topology),

@@ -210,7 +210,7 @@ async fn run(
 
 fn redis_error_of(e: crate::Error) -> redis::RedisError {
     match e {
-        crate::Error::Redis { source, .. } => source,
+        crate::Error::Redis { error, .. } => error,
         other => redis::RedisError::from(std::io::Error::other(other.to_string())),
     }
 }

@@ -190,7 +190,7 @@ impl Testbed {
             long_query::<String>(addr, self.password(), &cmd, d + Duration::from_secs(5))
                 .await
                 .map_err(|e| match e {
-                    Error::Redis { source, .. }
+                    Error::Redis { error: source, .. }
                         if source.to_string().contains("DEBUG command not allowed") =>
                     {
                         Error::State(format!(

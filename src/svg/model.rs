@@ -59,7 +59,7 @@ pub fn fault_windows(events: &[Event], end_ms: f64) -> Vec<FaultWindow> {
             "kill" | "stop" => &["start", "restart"],
             "pause" => &["unpause"],
             "isolate" | "partition" => &["heal"],
-            "sentinel-kill" => &["sentinel-start"],
+            "sentinel-kill" | "sentinel-crash" => &["sentinel-start"],
             "sentinel-pause" => &["sentinel-unpause"],
             "debug-sleep" | "client-pause" => {
                 if let Some(d) = action_duration_ms(&a.detail) {
@@ -74,14 +74,16 @@ pub fn fault_windows(events: &[Event], end_ms: f64) -> Vec<FaultWindow> {
             _ => continue,
         };
         let nodes = action_nodes(&a.detail);
-        let end = actions[i + 1..]
-            .iter()
-            .find(|c| {
-                closers.contains(&c.name.as_str())
-                    && (c.name == "heal"
-                        || action_nodes(&c.detail).iter().any(|n| nodes.contains(n)))
-            })
-            .map_or(end_ms, |c| c.t_ms);
+        let closer = actions[i + 1..].iter().find(|c| {
+            closers.contains(&c.name.as_str())
+                && (c.name == "heal" || action_nodes(&c.detail).iter().any(|n| nodes.contains(n)))
+        });
+        let end = match closer {
+            Some(c) => c.t_ms,
+            // a crashed sentinel comes back by its restart policy: no known end
+            None if a.name == "sentinel-crash" => continue,
+            None => end_ms,
+        };
         out.push(FaultWindow {
             start_ms: a.t_ms,
             end_ms: end,

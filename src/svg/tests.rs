@@ -272,6 +272,7 @@ fn fault_windows_end_at_the_action_that_undoes_them() {
         e(6.0, "client-pause", "node2 for 500 ms (ALL)"),
         e(7.0, "heal", "2 cuts"),
         e(8.0, "debug-sleep", "node1 for 1.500 s"),
+        e(9.0, "sentinel-crash", "node2"),
     ];
     let w: Vec<(f64, f64)> = fault_windows(&events, 100.0)
         .iter()

@@ -23,6 +23,11 @@ pub async fn run(
     state_root: &Path,
 ) -> Result<()> {
     let path = resolve(file);
+    anyhow::ensure!(
+        path.is_file(),
+        "{}: no such scenario file (a relative path is tried from here and from the workspace root)",
+        file.display()
+    );
     // Errors name file:line:col.
     let scenario = Scenario::from_file(&path)?;
     testbed::doctor::ensure_ready(true, state_root).await?;
