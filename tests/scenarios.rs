@@ -27,15 +27,30 @@ async fn run(file: &str, slot: u8) -> Result<RunResult> {
     let r = repro::run(&s, &opts)
         .await
         .with_context(|| format!("running {file}"))?;
+    // the report bundle is produced and parseable
     let dir = testbed::testbed::default_state_root()
         .join("runs")
         .join(format!("scenario-{}", s.name));
-    std::fs::create_dir_all(&dir)?;
-    let json = serde_json::to_string_pretty(&r)?;
-    std::fs::write(dir.join("result.json"), &json)?;
-    // the result is a stable, parseable record
-    let back: serde_json::Value = serde_json::from_str(&json)?;
-    ensure!(back["measurements"].is_object() && back["verdicts"].is_array());
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    let docker = testbed::docker::connect().await?;
+    let env = testbed::report::environment(&docker, &r).await;
+    let rerun = format!("cargo xtask repro {}", path.display());
+    let md = testbed::report::write_bundle(&dir, std::slice::from_ref(&r), &env, &rerun)?;
+    let report_md = std::fs::read_to_string(&md)?;
+    ensure!(
+        report_md.contains(&format!("# Scenario `{}`", s.name)),
+        "report.md lacks its title:\n{report_md}"
+    );
+    let back: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json"))?)?;
+    ensure!(back.is_object(), "report.json is not an object");
+    ensure!(
+        dir.join("run-1/timeline.svg").is_file(),
+        "no timeline.svg in {}",
+        dir.display()
+    );
     println!("{file}: {:#?}\n{}", r.measurements, r.check.summary());
     for v in &r.verdicts {
         println!(
