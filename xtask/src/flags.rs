@@ -117,6 +117,17 @@ pub enum Cmd {
         #[arg(long)]
         keep_going: bool,
     },
+    /// Measure bring-up (`up` vs docker-compose) and failover phases (per setting,
+    /// per image, containers vs plain processes on loopback); write
+    /// target/testbed/bench/<UTC time>.{json,md,svg}. Takes ~10 min (`--quick` ~2).
+    Bench {
+        /// Fewer runs (every section present, reduced): about 2 minutes.
+        #[arg(long)]
+        quick: bool,
+        /// Runs per setting (bring-up rounds and failovers per setting).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: Option<u32>,
+    },
     /// Create or remove the host segment (macvlan parent + shim) of a topology's
     /// Compose project, named as `cargo xtask up` names a testbed's.
     Segment {

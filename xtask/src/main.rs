@@ -1,6 +1,7 @@
 //! `cargo xtask`: a thin client of the `testbed` library. Dispatch only; one
 //! module per command.
 
+mod bench;
 mod chaos;
 mod compose;
 mod flags;

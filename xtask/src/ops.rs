@@ -10,11 +10,11 @@ use testbed::{ParseOptions, Testbed, Topology, UpOptions};
 
 /// The workspace root (paths in flags are relative to it when not found
 /// relative to the current directory).
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn resolve(p: &Path) -> PathBuf {
+pub(crate) fn resolve(p: &Path) -> PathBuf {
     if p.is_relative() && !p.exists() {
         root().join(p)
     } else {
@@ -148,6 +148,9 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             .await?
         }
         Cmd::Chaos(c) => crate::chaos::run(c, &state_root).await?,
+        Cmd::Bench { quick, runs } => {
+            crate::bench::run(quick, runs.map(|n| n as usize), &state_root).await?
+        }
         Cmd::Repro {
             file,
             repeat,

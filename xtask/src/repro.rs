@@ -12,6 +12,8 @@ use testbed::repro::{RunOptions, RunResult};
 use testbed::scenario::Scenario;
 use testbed::UpOptions;
 
+use crate::ops::{resolve, root};
+
 /// The /24 of 198.18.0.0/16 repro testbeds use (tests use lower slots).
 const SLOT: u8 = 200;
 
@@ -139,20 +141,6 @@ fn testbed_name(scenario: &str) -> String {
     }
     n.truncate(24);
     n.trim_end_matches('-').to_string()
-}
-
-/// The workspace root (relative paths are tried from there when they do not
-/// exist from the current directory).
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn resolve(p: &Path) -> PathBuf {
-    if p.is_relative() && !p.exists() {
-        root().join(p)
-    } else {
-        p.to_path_buf()
-    }
 }
 
 /// The command that re-runs this, with the file relative to the workspace

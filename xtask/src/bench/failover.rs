@@ -63,7 +63,6 @@ impl FailoverSample {
 /// One write of the client loop, on the timeline's clock.
 #[derive(Debug, Clone)]
 pub struct ClientOp {
-    pub invoke_ms: f64,
     pub complete_ms: f64,
     pub ok: bool,
 }
@@ -87,7 +86,6 @@ impl ClientLoop {
             let mut i = 0u64;
             while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
                 i += 1;
-                let invoke_ms = tl.now_ms();
                 let r = tokio::time::timeout(Duration::from_secs(2), async {
                     if conn.is_none() {
                         conn = Some(sc.get_async_connection().await?);
@@ -105,7 +103,6 @@ impl ClientLoop {
                     conn = None;
                 }
                 let op = ClientOp {
-                    invoke_ms,
                     complete_ms: tl.now_ms(),
                     ok,
                 };
@@ -195,9 +192,12 @@ impl VipProbe {
                         let i = testbed::client::parse_info(&text);
                         let get = |k: &str| i.get(k).cloned().unwrap_or_default();
                         let end = tl.now_ms();
-                        a.lock()
-                            .expect("answers lock")
-                            .push((start, end, get("role"), get("run_id")));
+                        a.lock().expect("answers lock").push((
+                            start,
+                            end,
+                            get("role"),
+                            get("run_id"),
+                        ));
                     }
                 });
             }
@@ -317,7 +317,8 @@ async fn drive(tb: &Testbed, setting: &str, index: usize) -> Result<FailoverSamp
         &live,
         t0,
         switch_timeout(t.failover_timeout_ms, t.down_after_ms),
-    ).await?;
+    )
+    .await?;
     let new = t
         .node_by_ip(new_ip)
         .cloned()
@@ -346,7 +347,12 @@ async fn drive(tb: &Testbed, setting: &str, index: usize) -> Result<FailoverSamp
         })
         .collect();
     push_observation(&mut events, "vip-answering", vip_ms, &new.name);
-    push_observation(&mut events, "client-recovered", rec, "sentinel-aware client");
+    push_observation(
+        &mut events,
+        "client-recovered",
+        rec,
+        "sentinel-aware client",
+    );
     let phases = testbed::phases::phases(
         &format!("{setting}#{index}"),
         &t.image,

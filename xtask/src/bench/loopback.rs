@@ -13,9 +13,7 @@
 //! [`Cluster`] drops; the pids are also written to `pids` so that a bench
 //! killed from outside is cleaned up by the next one ([`kill_leftovers`]).
 
-use super::failover::{
-    push_observation, switch_timeout, wait_switch, ClientLoop, FailoverSample,
-};
+use super::failover::{push_observation, switch_timeout, wait_switch, ClientLoop, FailoverSample};
 use anyhow::{bail, Context, Result};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -41,7 +39,10 @@ fn sentinel_id(i: usize) -> String {
 
 /// `redis-server --version` of the host, e.g. `7.0.15`.
 pub fn host_version() -> Option<String> {
-    let out = Command::new("redis-server").arg("--version").output().ok()?;
+    let out = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace()
         .find_map(|w| w.strip_prefix("v="))
@@ -51,8 +52,9 @@ pub fn host_version() -> Option<String> {
 /// Fails unless every port is free on 127.0.0.1.
 pub fn check_ports() -> Result<()> {
     for p in REDIS_PORTS.iter().chain(&SENTINEL_PORTS) {
-        std::net::TcpListener::bind(addr(*p))
-            .with_context(|| format!("127.0.0.1:{p} is busy; the loopback runs need ports 7001-7003 and 27001-27003"))?;
+        std::net::TcpListener::bind(addr(*p)).with_context(|| {
+            format!("127.0.0.1:{p} is busy; the loopback runs need ports 7001-7003 and 27001-27003")
+        })?;
     }
     Ok(())
 }
@@ -67,7 +69,9 @@ pub fn kill_leftovers(dir: &Path) {
     for pid in text.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if String::from_utf8_lossy(&cmdline).contains(&needle) {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
     let _ = std::fs::remove_file(dir.join("pids"));
@@ -99,7 +103,9 @@ fn sentinel_conf(i: usize, down_after_ms: u64, dir: &Path) -> String {
     c += &format!("sentinel myid {}\n", sentinel_id(i));
     c += &format!("sentinel monitor {m} 127.0.0.1 {} 2\n", REDIS_PORTS[0]);
     c += &format!("sentinel down-after-milliseconds {m} {down_after_ms}\n");
-    c += &format!("sentinel failover-timeout {m} {FAILOVER_TIMEOUT_MS}\nsentinel parallel-syncs {m} 1\n");
+    c += &format!(
+        "sentinel failover-timeout {m} {FAILOVER_TIMEOUT_MS}\nsentinel parallel-syncs {m} 1\n"
+    );
     for p in &REDIS_PORTS[1..] {
         c += &format!("sentinel known-replica {m} 127.0.0.1 {p}\n");
     }
@@ -211,7 +217,9 @@ async fn healthy() -> Result<(), String> {
             (Ok(m), Ok(r), Ok(s)) => {
                 let get = |k: &str| m.get(k).map(String::as_str).unwrap_or("?");
                 let flags = |l: &[std::collections::BTreeMap<String, String>], f: &str| {
-                    l.len() == 2 && l.iter().all(|i| i.get("flags").map(String::as_str) == Some(f))
+                    l.len() == 2
+                        && l.iter()
+                            .all(|i| i.get("flags").map(String::as_str) == Some(f))
                 };
                 get("flags") == "master"
                     && get("port") == REDIS_PORTS[0].to_string()
@@ -307,7 +315,12 @@ async fn run(
     let up_ms = started.elapsed().as_secs_f64() * 1000.0;
     let client = ClientLoop::start(sentinel_client()?, tl.clone());
     client.wait_first_ok(Duration::from_secs(5)).await?;
-    let t0 = tl.record(Kind::Action, "testbed", "kill", "node1 (redis-server and sentinel)");
+    let t0 = tl.record(
+        Kind::Action,
+        "testbed",
+        "kill",
+        "node1 (redis-server and sentinel)",
+    );
     cluster.kill(3); // node1's sentinel
     cluster.kill(0); // node1's redis-server
     let live: Vec<String> = NODES[1..].iter().map(|s| s.to_string()).collect();
@@ -323,7 +336,12 @@ async fn run(
         .find(|e| e.t_ms >= t0 && e.name == "+switch-master")
         .and_then(|e| e.detail.split_whitespace().nth(4).map(str::to_string))
         .map(|port| format!("127.0.0.1:{port}"));
-    push_observation(&mut events, "client-recovered", rec, "sentinel-aware client");
+    push_observation(
+        &mut events,
+        "client-recovered",
+        rec,
+        "sentinel-aware client",
+    );
     let phases = testbed::phases::phases(
         &format!("{setting}#{index}"),
         "host redis-server (loopback)",
@@ -359,7 +377,10 @@ mod tests {
         let c = sentinel_conf(1, 2000, Path::new("/x"));
         assert!(c.contains("sentinel monitor mymaster 127.0.0.1 7001 2\n"));
         assert!(c.contains("sentinel known-replica mymaster 127.0.0.1 7002\n"));
-        assert!(c.contains(&format!("sentinel known-sentinel mymaster 127.0.0.1 27001 {}\n", sentinel_id(0))));
+        assert!(c.contains(&format!(
+            "sentinel known-sentinel mymaster 127.0.0.1 27001 {}\n",
+            sentinel_id(0)
+        )));
         assert!(!c.contains("27002 "), "{c}");
         assert_eq!(sentinel_id(2).len(), 40);
     }

@@ -63,10 +63,16 @@ pub fn rfc3339_ms(s: &str) -> Option<f64> {
         let (t, off) = rest.split_at(i);
         let sign = if off.starts_with('-') { -1 } else { 1 };
         let (oh, om) = off[1..].split_once(':')?;
-        (t, sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60))
+        (
+            t,
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60),
+        )
     };
     let mut t = time.split(':');
-    let (h, mi) = (t.next()?.parse::<i64>().ok()?, t.next()?.parse::<i64>().ok()?);
+    let (h, mi) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
     let sec: f64 = t.next()?.parse().ok()?;
     let days = days_from_civil(y, mo, day);
     let secs = days * 86_400 + h * 3600 + mi * 60 - offset_s;
@@ -98,7 +104,10 @@ mod tests {
 
     #[test]
     fn pair_ratios_skip_missing_samples() {
-        let r = ratios(&[Some(2.0), None, Some(3.0)], &[Some(4.0), Some(1.0), Some(3.0)]);
+        let r = ratios(
+            &[Some(2.0), None, Some(3.0)],
+            &[Some(4.0), Some(1.0), Some(3.0)],
+        );
         assert_eq!(r, vec![0.5, 1.0]);
     }
 
@@ -111,7 +120,10 @@ mod tests {
         let c = rfc3339_ms("2026-11-23T21:01:51.25+01:00").unwrap();
         assert!((c - b).abs() < 1e-6);
         // 2000-03-01 is day 11017 of the epoch
-        assert_eq!(rfc3339_ms("2000-03-01T00:00:00Z"), Some(11017.0 * 86_400_000.0));
+        assert_eq!(
+            rfc3339_ms("2000-03-01T00:00:00Z"),
+            Some(11017.0 * 86_400_000.0)
+        );
         assert_eq!(rfc3339_ms("0001-01-01T00:00:00Z"), None);
     }
 }

@@ -1,0 +1,308 @@
+//! `cargo xtask bench [--quick] [--runs N]`: bring-up and failover numbers,
+//! measured side by side in one run (contenders alternate, so a busy moment
+//! of a shared machine hits both), reported as min/median/max and as ratios
+//! of alternating pairs. Writes `target/testbed/bench/<UTC time>.{json,md,svg}`.
+//!
+//! Sections: bring-up to healthy (`up` vs the Compose project vs a seed-style
+//! Compose project; `bringup.rs`), failover phases per setting (`failover.rs`)
+//! against the same Redis as plain processes on loopback (`loopback.rs`), the
+//! fast Sentinel profile, every offline image, the footprint; tables in
+//! `report.rs`, the picture in `svg.rs`.
+//!
+//! Invariant: the bench removes everything it made (testbeds `bn-*`, the
+//! Compose testbeds `compose-bn-*`, loopback processes), also after a failed
+//! run, and touches nothing else: subnets 198.18.170-173.0/24 only.
+
+mod bringup;
+mod failover;
+mod loopback;
+mod report;
+mod stats;
+mod svg;
+
+use anyhow::{bail, Context, Result};
+use bringup::ComposeProject;
+use report::{Plan, Report, Setting};
+use std::path::Path;
+use std::time::Instant;
+use testbed::net::Subnet;
+use testbed::topology::Profile;
+use testbed::Topology;
+
+const UP_NAME: &str = "bn-up";
+const COMPOSE_NAME: &str = "bn-cmp";
+const NAIVE_NAME: &str = "bn-nv";
+const FAILOVER_NAME: &str = "bn-fo";
+/// Slots (198.18.<slot>.0/24) of the four topologies above.
+const SLOTS: [u8; 4] = [170, 171, 172, 173];
+const IMAGE_70: &str = "testbed/redis:7.0";
+
+fn topology(name: &str, slot: u8) -> Result<Topology> {
+    let path = crate::compose::root().join("fixtures/topology.toml");
+    let t = Topology::from_file(&path, &testbed::ParseOptions::default())?;
+    Ok(t.relocated(name, Subnet::test_slot(slot))?)
+}
+
+fn plan(quick: bool, runs: Option<usize>) -> Plan {
+    let n = runs.unwrap_or(if quick { 3 } else { 10 }).max(1);
+    let bringup = runs.unwrap_or(if quick { 3 } else { 5 }).max(1);
+    Plan {
+        quick,
+        bringup_rounds: bringup,
+        naive_rounds: if quick { 1 } else { bringup.min(3) },
+        failover_runs: n,
+        image_runs: if quick { 1 } else { n.div_ceil(2) },
+        loopback_runs: n,
+    }
+}
+
+fn settings(p: &Plan) -> Vec<Setting> {
+    let c = |key: &str, image: &str, profile: Profile, da: u64, runs: usize, group: &str| Setting {
+        key: key.into(),
+        image: Some(image.into()),
+        profile,
+        down_after_ms: da,
+        runs,
+        group: group.into(),
+    };
+    let lo = |key: &str, da: u64| Setting {
+        key: key.into(),
+        image: None,
+        profile: Profile::Default,
+        down_after_ms: da,
+        runs: p.loopback_runs,
+        group: "loopback".into(),
+    };
+    let n = p.failover_runs;
+    let n5000 = if p.quick { n.min(2) } else { n };
+    let mut v = vec![
+        c(
+            "c7.0-2000",
+            IMAGE_70,
+            Profile::Default,
+            2000,
+            n,
+            "containers",
+        ),
+        lo("lo-2000", 2000),
+        c(
+            "c7.0-5000",
+            IMAGE_70,
+            Profile::Default,
+            5000,
+            n5000,
+            "containers",
+        ),
+        Setting {
+            runs: n5000,
+            ..lo("lo-5000", 5000)
+        },
+        c("fast7.0-2000", IMAGE_70, Profile::Fast, 2000, n, "fast"),
+    ];
+    for (key, image) in [
+        ("c8.0-2000", "testbed/redis:8.0"),
+        ("cvalkey8.1-2000", "testbed/valkey:8.1"),
+    ] {
+        v.push(c(key, image, Profile::Default, 2000, p.image_runs, "image"));
+    }
+    v
+}
+
+pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<()> {
+    // the bench prints its own lines; `up`'s progress lines would drown them
+    std::env::set_var("TESTBED_QUIET", "1");
+    let wall = Instant::now();
+    anyhow::ensure!(
+        testbed::host::is_root(),
+        "the bench makes links and containers: run as root"
+    );
+    let docker = testbed::docker::connect().await?;
+    let out_dir = state_root.join("bench");
+    std::fs::create_dir_all(&out_dir)?;
+    let plan = plan(quick, runs);
+    let settings = settings(&plan);
+
+    // warm images, tools, free ports: checked before anything runs
+    for s in testbed::image::CATALOG {
+        testbed::image::ensure_image(&docker, s.name, &state_root.join("images"))
+            .await
+            .with_context(|| format!("image {}", s.name))?;
+    }
+    for tool in ["docker-compose", "redis-server"] {
+        if testbed::host::which(tool).is_none() {
+            bail!("`{tool}` is not on PATH: apt-get install -y {tool}");
+        }
+    }
+    let lo_dir = out_dir.join("loopback");
+    loopback::kill_leftovers(&lo_dir);
+    loopback::check_ports()?;
+
+    let t_up = topology(UP_NAME, SLOTS[0])?;
+    let t_cmp = topology(COMPOSE_NAME, SLOTS[1])?;
+    let t_nv = topology(NAIVE_NAME, SLOTS[2])?;
+    let t_fo = topology(FAILOVER_NAME, SLOTS[3])?;
+    cleanup(&docker, [&t_up, &t_fo], [&t_cmp, &t_nv], state_root).await?;
+
+    let env = report::environment(&docker, loopback::host_version()).await;
+    let mut rep = Report::new(env, plan.clone(), settings.clone());
+    let result = measure(
+        &docker,
+        &mut rep,
+        &out_dir,
+        state_root,
+        [&t_up, &t_cmp, &t_nv, &t_fo],
+    )
+    .await;
+    let cleaned = cleanup(&docker, [&t_up, &t_fo], [&t_cmp, &t_nv], state_root).await;
+    result?;
+    cleaned?;
+
+    rep.wall_s = wall.elapsed().as_secs_f64();
+    rep.summarise();
+    let stamp = testbed::report::utc_compact(std::time::SystemTime::now());
+    let base = out_dir.join(&stamp);
+    let md = report::markdown(&rep, &format!("{stamp}.svg"));
+    std::fs::write(
+        base.with_extension("json"),
+        serde_json::to_string_pretty(&rep)?,
+    )?;
+    std::fs::write(base.with_extension("md"), &md)?;
+    std::fs::write(base.with_extension("svg"), svg::render(&rep))?;
+    println!("{md}");
+    println!(
+        "wrote {0}.json, {0}.md, {0}.svg ({1:.0} s)",
+        base.display(),
+        rep.wall_s
+    );
+    Ok(())
+}
+
+async fn cleanup(
+    docker: &bollard::Docker,
+    testbeds: [&Topology; 2],
+    compose: [&Topology; 2],
+    state_root: &Path,
+) -> Result<()> {
+    for t in testbeds {
+        testbed::teardown::down(docker, Some(&t.name), state_root).await?;
+    }
+    for t in compose {
+        ComposeProject::remove(docker, t, state_root).await?;
+    }
+    Ok(())
+}
+
+fn say(section: &str, msg: impl std::fmt::Display) {
+    eprintln!("bench {section}: {msg}");
+}
+
+async fn measure(
+    docker: &bollard::Docker,
+    rep: &mut Report,
+    out_dir: &Path,
+    state_root: &Path,
+    [t_up, t_cmp, t_nv, t_fo]: [&Topology; 4],
+) -> Result<()> {
+    // 1. bring-up, alternating up / compose (/ seed-style compose)
+    let started = Instant::now();
+    let cmp = ComposeProject::prepare(t_cmp, &out_dir.join("compose-bn-cmp"), false, state_root)?;
+    let nv = ComposeProject::prepare(t_nv, &out_dir.join("compose-bn-nv"), true, state_root)?;
+    let plan = rep.plan.clone();
+    for round in 0..plan.bringup_rounds {
+        let (s, fp) = bringup::up_round(docker, t_up, round, round == 0).await;
+        say("bring-up", sample_line(&s));
+        rep.bringup.push(s);
+        if let Some(fp) = fp {
+            rep.footprint = fp;
+        }
+        let s = cmp.round(docker, round).await;
+        say("bring-up", sample_line(&s));
+        rep.bringup.push(s);
+        if round < plan.naive_rounds {
+            let s = nv.round(docker, round).await;
+            say("bring-up", sample_line(&s));
+            rep.bringup.push(s);
+        }
+    }
+    cmp.cleanup(docker, state_root).await?;
+    nv.cleanup(docker, state_root).await?;
+    rep.footprint.images = bringup::image_sizes(docker).await;
+    rep.section_wall_s
+        .insert("bring-up".into(), started.elapsed().as_secs_f64());
+
+    // 2-4. failovers: every setting's i-th run, one after the other
+    let started = Instant::now();
+    let lo_dir = out_dir.join("loopback");
+    let most = rep.settings.iter().map(|s| s.runs).max().unwrap_or(0);
+    for i in 0..most {
+        for s in rep.settings.clone() {
+            if i >= s.runs {
+                continue;
+            }
+            let sample = match &s.image {
+                Some(image) => {
+                    let mut t = t_fo.clone();
+                    t.image = image.clone();
+                    t.profile = s.profile;
+                    t.down_after_ms = s.down_after_ms;
+                    failover::container_run(&t, &s.key, i).await
+                }
+                None => {
+                    loopback::loopback_run(
+                        &lo_dir.join("run"),
+                        s.down_after_ms,
+                        s.profile,
+                        &s.key,
+                        i,
+                    )
+                    .await
+                }
+            };
+            say("failover", failover_line(&sample));
+            rep.failover.push(sample);
+        }
+    }
+    rep.section_wall_s
+        .insert("failover".into(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn sample_line(s: &bringup::BringupSample) -> String {
+    let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} ms"));
+    match &s.error {
+        Some(e) => format!("{} #{}: FAILED: {e}", s.contender, s.round),
+        None => format!(
+            "{} #{}: healthy {} (container starts {}, teardown {})",
+            s.contender,
+            s.round,
+            f(s.healthy_ms),
+            f(s.starts_ms),
+            f(s.down_ms)
+        ),
+    }
+}
+
+fn failover_line(s: &failover::FailoverSample) -> String {
+    let f = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+    match (&s.error, &s.phases) {
+        (Some(e), _) => format!("{} #{}: FAILED: {e}", s.setting, s.index),
+        (None, Some(p)) => format!(
+            "{} #{}: sdown {} odown {} elected {} promoted {} switch {} vip {} client {} ms{}",
+            s.setting,
+            s.index,
+            f(p.sdown_ms),
+            f(p.odown_ms),
+            f(p.elected_ms),
+            f(p.promoted_ms),
+            f(p.switch_all_ms),
+            f(p.vip_answering_ms),
+            f(p.client_recovered_ms),
+            if s.failed_elections > 0 {
+                format!(" ({} failed election events)", s.failed_elections)
+            } else {
+                String::new()
+            }
+        ),
+        (None, None) => format!("{} #{}: no phases", s.setting, s.index),
+    }
+}
