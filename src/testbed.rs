@@ -12,7 +12,7 @@ use crate::progress::Progress;
 use crate::render::{self, paths};
 use crate::teardown;
 use crate::timeline::{Kind, Timeline};
-use crate::topology::{Node, ParseOptions, Topology};
+use crate::topology::{Node, ParseOptions, Profile, Topology};
 use crate::{health, host, image, links, wait};
 use bollard::Docker;
 use futures_util::future::try_join_all;
@@ -20,6 +20,12 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Sentinel's ping period (`SENTINEL_PING_PERIOD`), restored after bring-up.
+const SENTINEL_PING_PERIOD_MS: u32 = 1000;
+/// The ping period during bring-up: how often a sentinel retries a peer
+/// whose port was still closed.
+const BRINGUP_PING_PERIOD_MS: u32 = 100;
 
 /// File in a testbed's state directory that marks it and records how it was
 /// made.
@@ -180,45 +186,108 @@ impl Testbed {
         ));
 
         let tools = self.state_dir.join("bin");
-        try_join_all(t.nodes.iter().map(|n| {
-            containers::start_redis(
-                &self.docker,
-                &t,
-                &self.names,
-                n,
-                NodeDirs::new(&self.state_dir, &n.name),
-                &tools,
-            )
-        }))
-        .await?;
-        for n in &t.nodes {
-            containers::verify_mac(&self.docker, &self.names, n).await?;
-        }
-        progress.step("redis containers started");
-        // The seed binds the VIP on the first master by hand; so do we.
-        self.bind_vip(t.initial_master()).await?;
         let script_dir = self.state_dir.join("script");
-        try_join_all(t.nodes.iter().map(|n| {
-            containers::start_sentinel(
-                &self.docker,
-                &t,
-                &self.names,
-                n,
-                NodeDirs::new(&self.state_dir, &n.name),
-                &tools,
-                &script_dir,
-            )
+        // Each node as soon as it can, nodes in parallel: its redis container,
+        // the MAC check, the VIP (initial master only: the seed binds it by
+        // hand, so do we), its sentinel (which needs nothing but its redis
+        // container's namespace). Docker starts one or two containers at a
+        // time on a small machine: a sentinel starting while another node's
+        // redis container starts saves that much. The replicas' redis
+        // containers start once the master's has: a replica that finds the
+        // master's port closed retries only at its next replication cron, a
+        // second later.
+        let master = t.initial_master().clone();
+        let (master_started, started) = tokio::sync::watch::channel(false);
+        let (this, master_started) = (&*self, &master_started);
+        let (tools, script_dir) = (&tools, &script_dir);
+        let reconnect_tweaked = try_join_all(t.nodes.iter().map(|n| {
+            let mut started = started.clone();
+            let is_master = n.name == master.name;
+            async move {
+                if !is_master {
+                    started.wait_for(|s| *s).await.map_err(|_| {
+                        Error::State("the master's redis container did not start".into())
+                    })?;
+                }
+                this.start_node(n, is_master, master_started, tools, script_dir)
+                    .await
+            }
         }))
         .await?;
-        progress.step("sentinel containers started");
-        for n in &t.nodes {
-            self.apply_profile(n).await?;
-        }
+        progress.step("containers started (each sentinel right after its redis)");
         for n in &t.nodes {
             self.timeline.subscribe(&n.name, self.sentinel_addr(n));
         }
-        self.wait_healthy(t.initial_master(), opts.health_timeout)
+        self.wait_healthy(&master, opts.health_timeout).await?;
+        for (n, tweaked) in t.nodes.iter().zip(reconnect_tweaked) {
+            if tweaked {
+                self.set_ping_period(n, SENTINEL_PING_PERIOD_MS).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts `n`'s redis container (and says so on `master_started` if it
+    /// is the `initial_master`), checks its MAC, binds the VIP on it if
+    /// `initial_master`, starts its sentinel and applies the profile. Returns
+    /// whether the bring-up ping period is in force on its sentinel.
+    async fn start_node(
+        &self,
+        n: &Node,
+        initial_master: bool,
+        master_started: &tokio::sync::watch::Sender<bool>,
+        tools: &Path,
+        script_dir: &Path,
+    ) -> Result<bool> {
+        let t = &self.topology;
+        let dirs = || NodeDirs::new(&self.state_dir, &n.name);
+        containers::start_redis(&self.docker, t, &self.names, n, dirs(), tools).await?;
+        if initial_master {
+            master_started.send_replace(true);
+        }
+        containers::verify_mac(&self.docker, &self.names, n).await?;
+        if initial_master {
+            self.bind_vip(n).await?;
+        }
+        containers::start_sentinel(&self.docker, t, &self.names, n, dirs(), tools, script_dir)
+            .await?;
+        self.apply_profile(n).await?;
+        if t.profile != Profile::Default {
+            return Ok(false);
+        }
+        // Sentinel retries a connection that was refused only once per ping
+        // period (1 s by default). Sentinels start one after another, so the
+        // first ones find their peers' ports still closed and would report
+        // them `disconnected` for a second: during bring-up the period is
+        // 100 ms, and Sentinel's default is restored once the testbed is
+        // healthy. A server without SENTINEL DEBUG (< 7.0) just takes the second.
+        let addr = self.sentinel_addr(n);
+        let what = format!("the sentinel on {} to answer", n.name);
+        wait::until(
+            &what,
+            Duration::from_secs(10),
+            Duration::from_millis(10),
+            || async {
+                crate::client::query::<String>(addr, None, &redis::cmd("PING"))
+                    .await
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .await?;
+        Ok(self
+            .set_ping_period(n, BRINGUP_PING_PERIOD_MS)
             .await
+            .is_ok())
+    }
+
+    /// `SENTINEL DEBUG ping-period <ms>` on `n`'s sentinel.
+    async fn set_ping_period(&self, n: &Node, ms: u32) -> Result<()> {
+        let cmd = redis::cmd("SENTINEL")
+            .arg("DEBUG")
+            .arg("ping-period")
+            .arg(ms)
+            .clone();
+        crate::client::query::<()>(self.sentinel_addr(n), None, &cmd).await
     }
 
     /// Applies the topology's timing profile to the sentinel of `n` (waits

@@ -26,6 +26,9 @@ pub struct FailoverSample {
     pub phases: Option<Phases>,
     /// Bring-up to healthy before the fault.
     pub up_ms: Option<f64>,
+    /// The wait between the client's first acknowledged write and the kill
+    /// ([`kill_delay`]).
+    pub kill_delay_ms: f64,
     /// Fault -> the VIP oracle held (coarser than `vip_answering_ms`: it
     /// polls every node and sentinel, and the dead node's sentinel costs a
     /// connect timeout per round).
@@ -45,6 +48,7 @@ impl FailoverSample {
             index,
             phases: None,
             up_ms: None,
+            kill_delay_ms: kill_delay(index).as_secs_f64() * 1000.0,
             vip_oracle_ms: None,
             failed_elections: 0,
             new_master: None,
@@ -52,11 +56,6 @@ impl FailoverSample {
             client_failed: 0,
             error: Some(format!("{e:#}")),
         }
-    }
-
-    /// fault -> the last live sentinel's `+switch-master`.
-    pub fn switch_ms(&self) -> Option<f64> {
-        self.phases.as_ref()?.switch_all_ms
     }
 }
 
@@ -86,6 +85,9 @@ impl ClientLoop {
             let mut i = 0u64;
             while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
                 i += 1;
+                // 2 s: a new connection may first spend TCP_USER_TIMEOUT
+                // (500 ms) on the dead node's sentinel, then as much on the
+                // old master before the sentinels have switched
                 let r = tokio::time::timeout(Duration::from_secs(2), async {
                     if conn.is_none() {
                         conn = Some(sc.get_async_connection().await?);
@@ -237,6 +239,17 @@ impl Drop for VipProbe {
     }
 }
 
+/// The wait before the kill of run `index`: (index × golden ratio) mod 1
+/// of a second. Sentinel pings every second, and when the kill falls in that
+/// cycle moves `+sdown` by up to a second; a fixed sequence from the end of
+/// bring-up to the kill would always hit the same point of it. This spreads
+/// the runs of a setting evenly over the cycle (the way a real failure falls
+/// at random), and the runs with the same index of two settings get the
+/// same wait.
+pub fn kill_delay(index: usize) -> Duration {
+    Duration::from_secs_f64((index as f64 * 0.618_033_988_749_895).fract())
+}
+
 pub fn up_options() -> UpOptions {
     UpOptions {
         health_timeout: Duration::from_secs(60),
@@ -244,8 +257,12 @@ pub fn up_options() -> UpOptions {
     }
 }
 
+/// What a sentinel publishes when it finds no replica it may promote.
+pub const NO_GOOD_REPLICA: &str = "-failover-abort-no-good-slave";
+
 /// Waits until every sentinel in `live` published `+switch-master` at or
-/// after `t0`; returns the new master's IP from the first one.
+/// after `t0`; returns the new master's IP from the first one. Fails at once
+/// on [`NO_GOOD_REPLICA`] (the retry would come 2 x failover-timeout later).
 pub async fn wait_switch(
     tl: &Timeline,
     live: &[String],
@@ -257,13 +274,24 @@ pub async fn wait_switch(
             "every live sentinel to publish +switch-master",
             timeout,
             |ev| {
-                live.iter().all(|n| {
-                    ev.iter()
-                        .any(|e| e.t_ms >= t0 && e.name == "+switch-master" && &e.source == n)
-                })
+                ev.iter().any(|e| e.t_ms >= t0 && e.name == NO_GOOD_REPLICA)
+                    || live.iter().all(|n| {
+                        ev.iter()
+                            .any(|e| e.t_ms >= t0 && e.name == "+switch-master" && &e.source == n)
+                    })
             },
         )
         .await?;
+    if let Some(e) = ev
+        .iter()
+        .find(|e| e.t_ms >= t0 && e.name == NO_GOOD_REPLICA)
+    {
+        bail!(
+            "{NO_GOOD_REPLICA} from {} at +{:.0} ms: the failover was aborted (Sentinel retries only after 2 x failover-timeout)",
+            e.source,
+            e.t_ms - t0
+        );
+    }
     let e = ev
         .iter()
         .find(|e| e.t_ms >= t0 && e.name == "+switch-master")
@@ -280,13 +308,39 @@ pub fn switch_timeout(failover_timeout_ms: u64, down_after_ms: u64) -> Duration 
     Duration::from_millis(failover_timeout_ms * 3 + down_after_ms)
 }
 
-/// A fresh testbed of `t`, one failover, down. Never leaves the testbed.
-pub async fn container_run(t: &Topology, setting: &str, index: usize) -> FailoverSample {
+/// `SENTINEL DEBUG <param> <value>...` on every sentinel (none: nothing).
+pub async fn sentinel_debug(sentinels: &[SocketAddrV4], params: &[(String, u32)]) -> Result<()> {
+    if params.is_empty() {
+        return Ok(());
+    }
+    let mut cmd = redis::cmd("SENTINEL");
+    cmd.arg("DEBUG");
+    for (k, v) in params {
+        cmd.arg(k).arg(*v);
+    }
+    for a in sentinels {
+        testbed::client::query::<()>(*a, None, &cmd).await?;
+    }
+    Ok(())
+}
+
+/// A fresh testbed of `t`, `debug` set on its sentinels, one failover,
+/// down. Never leaves the testbed.
+pub async fn container_run(
+    t: &Topology,
+    debug: &[(String, u32)],
+    setting: &str,
+    index: usize,
+) -> FailoverSample {
     let tb = match Testbed::up(t.clone(), up_options()).await {
         Ok(tb) => tb,
         Err(e) => return FailoverSample::failed(setting, index, &anyhow!(e).context("up")),
     };
-    let r = drive(&tb, setting, index).await;
+    let sentinels: Vec<SocketAddrV4> = t.nodes.iter().map(|n| tb.sentinel_addr(n)).collect();
+    let r = match sentinel_debug(&sentinels, debug).await {
+        Ok(()) => drive(&tb, setting, index).await,
+        Err(e) => Err(e),
+    };
     let down = tb.down().await;
     match (r, down) {
         (Ok(s), Ok(_)) => s,
@@ -306,6 +360,7 @@ async fn drive(tb: &Testbed, setting: &str, index: usize) -> Result<FailoverSamp
         .collect();
     let client = ClientLoop::start(testbed::workload::sentinel_client(tb)?, tb.timeline.clone());
     client.wait_first_ok(Duration::from_secs(5)).await?;
+    tokio::time::sleep(kill_delay(index)).await;
     let probe = VipProbe::start(
         tb.vip_addr(),
         tb.password().map(str::to_string),
@@ -331,8 +386,10 @@ async fn drive(tb: &Testbed, setting: &str, index: usize) -> Result<FailoverSamp
     let bound = Duration::from_secs(10);
     let vip_ms = probe.wait(t0, &run_id, bound).await;
     drop(probe);
-    let rec = client.wait_recovered(t0, bound).await;
-    let oracle = tb.wait_vip_on(&new, bound).await;
+    let (rec, oracle) = tokio::join!(
+        client.wait_recovered(t0, bound),
+        tb.wait_vip_on(&new, bound)
+    );
     let (writes, failed) = client.stop().await;
     let oracle = oracle?;
     let mut events: Vec<Event> = tb
@@ -365,6 +422,7 @@ async fn drive(tb: &Testbed, setting: &str, index: usize) -> Result<FailoverSamp
         index,
         phases: Some(phases),
         up_ms: Some(tb.up_ms),
+        kill_delay_ms: kill_delay(index).as_secs_f64() * 1000.0,
         vip_oracle_ms: Some(oracle - t0),
         failed_elections: count(&events, "-failover-abort-not-elected", t0),
         new_master: Some(new.name.clone()),

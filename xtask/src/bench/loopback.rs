@@ -5,22 +5,30 @@
 //! the configs the testbed renders (same timings, same pre-declared peers)
 //! minus what needs a network of its own (no VIP, no reconfig script).
 //!
-//! The fault is SIGKILL of the master's redis-server AND its sentinel: in the
-//! testbed a killed node's sentinel loses its network namespace with it, so
-//! two sentinels vote there, and two vote here.
+//! The fault: the master's redis-server is frozen (SIGSTOP) and its sentinel
+//! killed (SIGKILL) at the same instant. A killed container is silent to its
+//! peers (its namespace loses its interface: no FIN, no RST, pings go
+//! unanswered), and so is a frozen process; a SIGKILLed process on a live
+//! host instead closes its connections, and Sentinel, told at once,
+//! reconnects and pings right away, which starts the down-after clock up to
+//! a ping period (1 s) earlier than silence does. The node's sentinel dies
+//! with it, as in the testbed, so two sentinels vote in both. The frozen
+//! server is killed once the run is over.
 //!
 //! Invariant: every process this module starts is killed when its
 //! [`Cluster`] drops; the pids are also written to `pids` so that a bench
 //! killed from outside is cleaned up by the next one ([`kill_leftovers`]).
 
-use super::failover::{push_observation, switch_timeout, wait_switch, ClientLoop, FailoverSample};
+use super::failover::{
+    kill_delay, push_observation, sentinel_debug, switch_timeout, wait_switch, ClientLoop,
+    FailoverSample,
+};
 use anyhow::{bail, Context, Result};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use testbed::timeline::{Kind, Timeline};
-use testbed::topology::Profile;
 
 const MASTER_NAME: &str = "mymaster";
 const REDIS_PORTS: [u16; 3] = [7001, 7002, 7003];
@@ -175,6 +183,16 @@ impl Cluster {
         Ok(())
     }
 
+    /// SIGSTOP of process `k` (killed with the others on drop).
+    fn freeze(&mut self, k: usize) -> Result<()> {
+        let pid = self.procs[k].as_ref().context("no such process")?.id();
+        let st = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(st.success(), "kill -STOP {pid} failed");
+        Ok(())
+    }
+
     /// SIGKILL of process `k`.
     fn kill(&mut self, k: usize) {
         if let Some(mut c) = self.procs[k].take() {
@@ -263,11 +281,11 @@ fn sentinel_client() -> Result<redis::sentinel::SentinelClient> {
 pub async fn loopback_run(
     dir: &Path,
     down_after_ms: u64,
-    profile: Profile,
+    debug: &[(String, u32)],
     setting: &str,
     index: usize,
 ) -> FailoverSample {
-    match run(dir, down_after_ms, profile, setting, index).await {
+    match run(dir, down_after_ms, debug, setting, index).await {
         Ok(s) => s,
         Err(e) => FailoverSample::failed(setting, index, &e),
     }
@@ -276,35 +294,32 @@ pub async fn loopback_run(
 async fn run(
     dir: &Path,
     down_after_ms: u64,
-    profile: Profile,
+    debug: &[(String, u32)],
     setting: &str,
     index: usize,
 ) -> Result<FailoverSample> {
     let started = std::time::Instant::now();
     let mut cluster = Cluster::start(dir, down_after_ms)?;
     let tl = Timeline::new();
-    let params = profile.sentinel_debug();
-    for (i, p) in SENTINEL_PORTS.iter().enumerate() {
-        if !params.is_empty() {
-            let mut cmd = redis::cmd("SENTINEL");
-            cmd.arg("DEBUG");
-            for (k, v) in params {
-                cmd.arg(*k).arg(*v);
-            }
-            testbed::wait::until(
-                "a loopback sentinel to accept SENTINEL DEBUG",
-                Duration::from_secs(10),
-                testbed::wait::POLL,
-                || async {
-                    testbed::client::query::<()>(addr(*p), None, &cmd)
-                        .await
-                        .map_err(|e| e.to_string())
-                },
-            )
-            .await?;
-        }
-        tl.subscribe(NODES[i], addr(*p));
+    let sentinels: Vec<SocketAddrV4> = SENTINEL_PORTS.iter().map(|p| addr(*p)).collect();
+    for (i, a) in sentinels.iter().enumerate() {
+        tl.subscribe(NODES[i], *a);
+        // as `Testbed::up` does: a 100 ms ping period until healthy, so that
+        // a sentinel that found a peer's port closed retries within 100 ms
+        testbed::wait::until(
+            "a loopback sentinel to answer",
+            Duration::from_secs(10),
+            Duration::from_millis(10),
+            || async {
+                testbed::client::query::<String>(*a, None, &redis::cmd("PING"))
+                    .await
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .await?;
     }
+    let ping = |ms: u32| vec![("ping-period".to_string(), ms)];
+    sentinel_debug(&sentinels, &ping(100)).await?;
     testbed::wait::until(
         "the loopback cluster to be healthy",
         Duration::from_secs(30),
@@ -312,17 +327,20 @@ async fn run(
         healthy,
     )
     .await?;
+    sentinel_debug(&sentinels, &ping(1000)).await?;
+    sentinel_debug(&sentinels, debug).await?;
     let up_ms = started.elapsed().as_secs_f64() * 1000.0;
     let client = ClientLoop::start(sentinel_client()?, tl.clone());
     client.wait_first_ok(Duration::from_secs(5)).await?;
+    tokio::time::sleep(kill_delay(index)).await;
     let t0 = tl.record(
         Kind::Action,
         "testbed",
-        "kill",
-        "node1 (redis-server and sentinel)",
+        "freeze",
+        "node1: redis-server SIGSTOP, sentinel SIGKILL",
     );
-    cluster.kill(3); // node1's sentinel
-    cluster.kill(0); // node1's redis-server
+    cluster.freeze(0)?;
+    cluster.kill(3);
     let live: Vec<String> = NODES[1..].iter().map(|s| s.to_string()).collect();
     let timeout = switch_timeout(FAILOVER_TIMEOUT_MS, down_after_ms);
     let new_ip_port = wait_switch(&tl, &live, t0, timeout).await;
@@ -359,6 +377,7 @@ async fn run(
         index,
         phases: Some(phases),
         up_ms: Some(up_ms),
+        kill_delay_ms: kill_delay(index).as_secs_f64() * 1000.0,
         vip_oracle_ms: None,
         failed_elections: super::failover::count(&events, "-failover-abort-not-elected", t0),
         new_master,

@@ -15,9 +15,16 @@ pub struct Plan {
     pub quick: bool,
     pub bringup_rounds: usize,
     pub naive_rounds: usize,
-    pub failover_runs: usize,
+    /// Containers (testbed/redis:7.0) and loopback, down-after 2000, each.
+    pub runs_2000: usize,
+    /// The same at down-after 5000.
+    pub runs_5000: usize,
+    /// `profile = "fast"` as shipped.
+    pub fast_runs: usize,
+    /// The candidate fast periods (`CANDIDATE_FAST`).
+    pub candidate_runs: usize,
+    /// testbed/redis:8.0 and testbed/valkey:8.1 each (7.0 reuses the 2000 runs).
     pub image_runs: usize,
-    pub loopback_runs: usize,
 }
 
 /// One failover setting.
@@ -27,6 +34,9 @@ pub struct Setting {
     /// `None`: plain processes on loopback (the host's redis-server).
     pub image: Option<String>,
     pub profile: Profile,
+    /// `SENTINEL DEBUG` parameters the bench sets on every sentinel once
+    /// the testbed is up (a candidate profile).
+    pub debug: Vec<(String, u32)>,
     pub down_after_ms: u64,
     pub runs: usize,
     /// `containers`, `loopback`, `fast` or `image`.
@@ -37,13 +47,16 @@ impl Setting {
     pub fn label(&self) -> String {
         let what = match &self.image {
             Some(i) => i.trim_start_matches("testbed/").to_string(),
-            None => "loopback processes (host redis 7.0)".into(),
+            None => "loopback, host redis-server 7.0".into(),
         };
-        let profile = if self.profile == Profile::Fast {
-            ", fast profile"
+        let mut profile = if self.profile == Profile::Fast {
+            ", profile fast".to_string()
         } else {
-            ""
+            String::new()
         };
+        if let Some((_, ping)) = self.debug.iter().find(|(k, _)| k == "ping-period") {
+            profile += &format!(", fast with ping {ping}");
+        }
         format!("{what}{profile}, down-after {}", self.down_after_ms)
     }
 
@@ -142,15 +155,37 @@ pub struct ContenderSummary {
     pub failed: usize,
 }
 
-/// kill -> switch of containers vs loopback at one down-after.
+/// One span of containers vs loopback.
 #[derive(Debug, Clone, Serialize)]
-pub struct Overhead {
-    pub down_after_ms: u64,
+pub struct Comparison {
     pub container: Option<Summary>,
     pub loopback: Option<Summary>,
+    /// container median / loopback median.
     pub ratio_of_medians: Option<f64>,
     /// container / loopback per pair of runs with the same index.
     pub pair_ratios: Option<Summary>,
+}
+
+impl Comparison {
+    fn of(c: &[Option<f64>], l: &[Option<f64>]) -> Comparison {
+        let (cs, ls) = (summary_of(c.to_vec()), summary_of(l.to_vec()));
+        Comparison {
+            container: cs,
+            loopback: ls,
+            ratio_of_medians: cs.zip(ls).map(|(c, l)| c.median / l.median),
+            pair_ratios: summary(&ratios(c, l)),
+        }
+    }
+}
+
+/// Containers vs loopback at one down-after: kill -> all switched, and
+/// first `+sdown` -> all switched (which leaves out where the kill fell in
+/// Sentinel's 1 s ping cycle).
+#[derive(Debug, Clone, Serialize)]
+pub struct Overhead {
+    pub down_after_ms: u64,
+    pub kill_to_switch: Comparison,
+    pub sdown_to_switch: Comparison,
 }
 
 /// Every phase of one setting.
@@ -301,22 +336,25 @@ impl Report {
         self.overhead = [2000u64, 5000]
             .iter()
             .map(|da| {
-                let by_index = |key: &str| {
+                let by_index = |key: &str, f: &dyn Fn(&Phases) -> Option<f64>| {
                     let n = self.setting(key).map_or(0, |s| s.runs);
                     let v = self.samples(key);
                     (0..n)
-                        .map(|i| v.iter().find(|s| s.index == i).and_then(|s| s.switch_ms()))
+                        .map(|i| {
+                            v.iter()
+                                .find(|s| s.index == i)
+                                .and_then(|s| s.phases.as_ref())
+                                .and_then(f)
+                        })
                         .collect::<Vec<_>>()
                 };
-                let c = by_index(&format!("c7.0-{da}"));
-                let l = by_index(&format!("lo-{da}"));
-                let (cs, ls) = (summary_of(c.clone()), summary_of(l.clone()));
+                let (c, l) = (format!("c7.0-{da}"), format!("lo-{da}"));
+                let kill = |p: &Phases| p.switch_all_ms;
+                let sdown = |p: &Phases| Some(p.switch_all_ms? - p.sdown_ms?);
                 Overhead {
                     down_after_ms: *da,
-                    container: cs,
-                    loopback: ls,
-                    ratio_of_medians: cs.zip(ls).map(|(c, l)| c.median / l.median),
-                    pair_ratios: summary(&ratios(&c, &l)),
+                    kill_to_switch: Comparison::of(&by_index(&c, &kill), &by_index(&l, &kill)),
+                    sdown_to_switch: Comparison::of(&by_index(&c, &sdown), &by_index(&l, &sdown)),
                 }
             })
             .collect();
@@ -356,209 +394,6 @@ fn step_durations(ups: &[&BringupSample]) -> Vec<(String, Summary)> {
             Some((l, s))
         })
         .collect()
-}
-
-fn cell(s: Option<&Summary>) -> String {
-    s.map_or("–".into(), |s| {
-        format!("**{:.0}** ({:.0}–{:.0})", s.median, s.min, s.max)
-    })
-}
-
-fn triple(s: Option<&Summary>, digits: usize) -> String {
-    s.map_or("–".into(), |s| {
-        format!(
-            "{:.d$} / **{:.d$}** / {:.d$}",
-            s.min,
-            s.median,
-            s.max,
-            d = digits
-        )
-    })
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "**missed**"
-    }
-}
-
-/// The tables, ready for the README.
-pub fn markdown(r: &Report, svg_name: &str) -> String {
-    let e = &r.environment;
-    let mut m = format!(
-        "Measured {date} on {cpus} × {cpu}, {mem:.0} GiB, {os}, kernel {kernel}; Docker {dv} (API {api}), docker-compose {dc}; host redis-server {hr}; testbed {tv}. {mode} run, {wall:.0} s wall time (bring-up {b:.0} s, failovers {f:.0} s).\n\n",
-        date = e.date_utc,
-        cpus = e.cpus,
-        cpu = e.cpu_model,
-        mem = e.memory_gib,
-        os = e.os,
-        kernel = e.kernel,
-        dv = e.docker_version,
-        api = e.docker_api,
-        dc = e.docker_compose,
-        hr = e.host_redis_server.as_deref().unwrap_or("?"),
-        tv = e.testbed_version,
-        mode = if r.plan.quick { "`--quick`" } else { "Default" },
-        wall = r.wall_s,
-        b = r.section_wall_s.get("bring-up").copied().unwrap_or(0.0),
-        f = r.section_wall_s.get("failover").copied().unwrap_or(0.0),
-    );
-    m += "Cells are **median** (min–max) in ms over the runs shown; contenders alternate within each round.\n\n";
-
-    m += "#### Bring-up to healthy (warm images)\n\n";
-    m += "| contender | runs | to healthy | 6 container starts | `docker-compose up -d` returned | teardown |\n|---|---|---|---|---|---|\n";
-    for (c, what) in [
-        ("up", "`cargo xtask up` (`Testbed::up`)"),
-        ("compose", "`docker-compose up -d` + health poll"),
-        (
-            "compose-naive",
-            "same, seed-style sentinel.conf (no known peers)",
-        ),
-    ] {
-        if let Some(s) = r.bringup_summary.get(c) {
-            let n = s.healthy_ms.map_or(0, |x| x.n);
-            let failed = if s.failed > 0 {
-                format!(" ({} failed)", s.failed)
-            } else {
-                String::new()
-            };
-            m += &format!(
-                "| {what} | {n}{failed} | {} | {} | {} | {} |\n",
-                cell(s.healthy_ms.as_ref()),
-                cell(s.starts_ms.as_ref()),
-                cell(s.command_ms.as_ref()),
-                cell(s.down_ms.as_ref())
-            );
-        }
-    }
-    let up_med = r
-        .bringup_summary
-        .get("up")
-        .and_then(|s| s.healthy_ms)
-        .map(|s| s.median);
-    m += &format!(
-        "\n`up` / compose-to-healthy per pair (min / **median** / max): {} — target ≤ 0.4: {}. `up` median {} — target ≤ 1500 ms: {}.",
-        triple(r.up_over_compose.as_ref(), 2),
-        verdict(r.up_over_compose.is_some_and(|s| s.median <= 0.4)),
-        up_med.map_or("–".into(), |v| format!("{v:.0} ms")),
-        verdict(up_med.is_some_and(|v| v <= 1500.0)),
-    );
-    if let Some(s) = &r.up_over_naive {
-        m += &format!(" `up` / seed-style compose: {}.", triple(Some(s), 2));
-    }
-    m += " \"6 container starts\" is Docker's `Created` of the first container to `StartedAt` of the last.\n\n";
-    if !r.up_steps.is_empty() {
-        m += "Steps of `up` (each from the end of the previous one):\n\n| step | ms |\n|---|---|\n";
-        for (l, s) in &r.up_steps {
-            m += &format!("| {l} | {} |\n", cell(Some(s)));
-        }
-        m += "\n";
-    }
-
-    m += "#### Failover phases (ms from `docker kill` / SIGKILL of the master)\n\n";
-    m += &phase_table(r, |s| s.group != "image");
-    m += "\nfloor = down-after + 300 ms. *all switched*: the last live sentinel's `+switch-master`; *VIP answering*: a new connection to the VIP (probed every 25 ms) answers as the new master; *client recovered*: a redis-rs sentinel-aware client (TCP_USER_TIMEOUT 500 ms, sentinels in node order, so the dead node's sentinel is asked first) has a write acknowledged again. Loopback: the master's redis-server and its sentinel are both killed (as a node's sentinel is in the testbed), no VIP.\n\n";
-
-    m += "#### Containers vs plain processes (same Redis 7.0.15), kill → all switched\n\n";
-    m += "| down-after | containers | loopback | ratio of medians | per-pair ratio (min / **median** / max) | ≤ 1.05 |\n|---|---|---|---|---|---|\n";
-    for o in &r.overhead {
-        let ratio = o.pair_ratios.map(|s| s.median);
-        m += &format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            o.down_after_ms,
-            cell(o.container.as_ref()),
-            cell(o.loopback.as_ref()),
-            o.ratio_of_medians.map_or("–".into(), |v| format!("{v:.3}")),
-            triple(o.pair_ratios.as_ref(), 3),
-            verdict(ratio.is_some_and(|v| v <= 1.05))
-        );
-    }
-
-    m += "\n#### Fast profile (`profile = \"fast\"`: SENTINEL DEBUG ping/ask 100 ms, publish 200 ms, info 1 s)\n\n";
-    m += "| setting | kill → all switched | floor | median above floor |\n|---|---|---|---|\n";
-    for key in ["c7.0-2000", "fast7.0-2000"] {
-        if let Some(p) = r.phase_summary.iter().find(|p| p.setting == key) {
-            let sw = p.phases.get("switch");
-            m += &format!(
-                "| {} | {} | {:.0} | {} |\n",
-                p.label,
-                cell(sw),
-                p.floor_ms,
-                sw.map_or("–".into(), |s| format!("{:+.0}", s.median - p.floor_ms))
-            );
-        }
-    }
-
-    m += "\n#### Per image (default profile, down-after 2000)\n\n";
-    m += &phase_table(r, |s| s.group == "image" || s.key == "c7.0-2000");
-
-    let f = &r.footprint;
-    m += "\n#### Footprint\n\n";
-    m += &format!(
-        "RSS of the 6 containers at idle (default image, cgroup `rss`): **{:.1} MiB** in total",
-        f.rss_total as f64 / 1048576.0
-    );
-    let per: Vec<String> = f
-        .rss
-        .iter()
-        .map(|(n, b)| format!("{} {:.1}", short(n), *b as f64 / 1048576.0))
-        .collect();
-    if !per.is_empty() {
-        m += &format!(" ({} MiB)", per.join(", "));
-    }
-    m += ". Images: ";
-    m += &f
-        .images
-        .iter()
-        .map(|(n, b)| format!("`{n}` {:.1} MB", *b as f64 / 1e6))
-        .collect::<Vec<_>>()
-        .join(", ");
-    m += ".\n\n";
-    m += &format!("![failover phases per setting]({svg_name})\n");
-    m
-}
-
-fn short(container: &str) -> String {
-    container
-        .trim_start_matches("tb-")
-        .trim_start_matches("bn-up-")
-        .to_string()
-}
-
-fn phase_table(r: &Report, pick: impl Fn(&Setting) -> bool) -> String {
-    let mut m = String::from("| setting | runs |");
-    for (_, title, _) in PHASES {
-        m += &format!(" {title} |");
-        if title == "all switched" {
-            m += " floor |";
-        }
-    }
-    m += "\n|---|---|";
-    m += &"---|".repeat(PHASES.len() + 1);
-    m += "\n";
-    for s in r.settings.iter().filter(|s| pick(s)) {
-        let Some(p) = r.phase_summary.iter().find(|p| p.setting == s.key) else {
-            continue;
-        };
-        let mut runs = p.runs_ok.to_string();
-        if p.runs_failed > 0 {
-            runs += &format!(" ({} failed)", p.runs_failed);
-        }
-        if p.failed_elections > 0 {
-            runs += &format!(" ({} split vote)", p.failed_elections);
-        }
-        m += &format!("| {} | {runs} |", p.label);
-        for (k, _, _) in PHASES {
-            m += &format!(" {} |", cell(p.phases.get(k)));
-            if k == "switch" {
-                m += &format!(" {:.0} |", p.floor_ms);
-            }
-        }
-        m += "\n";
-    }
-    m
 }
 
 #[cfg(test)]
