@@ -67,18 +67,6 @@ fn plan(quick: bool, runs: Option<usize>) -> Plan {
     }
 }
 
-/// A candidate fast profile: the shipped one's ask/publish/info periods
-/// with a 300 ms ping period. Sentinel accepts a replica for promotion only
-/// if its last INFO reply is younger than 5 ping periods, and during a
-/// failover it asks replicas for INFO once a second (fixed): 5 x 100 ms makes
-/// `-failover-abort-no-good-slave` a matter of luck, 5 x 300 ms does not.
-pub const CANDIDATE_FAST: [(&str, u32); 4] = [
-    ("ping-period", 300),
-    ("ask-period", 100),
-    ("publish-period", 200),
-    ("info-period", 1000),
-];
-
 fn settings(p: &Plan) -> Vec<Setting> {
     let s = |key: &str, image: Option<&str>, da: u64, runs: usize, group: &str| Setting {
         key: key.into(),
@@ -97,19 +85,6 @@ fn settings(p: &Plan) -> Vec<Setting> {
         Setting {
             profile: Profile::Fast,
             ..s("fast7.0-2000", Some(IMAGE_70), 2000, p.fast_runs, "fast")
-        },
-        Setting {
-            debug: CANDIDATE_FAST
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-            ..s(
-                "fast300-7.0-2000",
-                Some(IMAGE_70),
-                2000,
-                p.candidate_runs,
-                "fast",
-            )
         },
         s(
             "c8.0-2000",

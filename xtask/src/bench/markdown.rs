@@ -179,7 +179,7 @@ pub fn markdown(r: &Report, svg_name: &str) -> String {
             sw.map_or("–".into(), |s| format!("{:+.0}", s.median - p.floor_ms))
         );
     }
-    m += "\n`profile = \"fast\"` sets ping 100, ask 100, publish 200, info 1000 ms. Sentinel promotes only a replica whose last INFO reply is younger than 5 ping periods, and while a failover is under way it asks the replicas for INFO once a second whatever the profile: with a 100 ms ping period that is 500 ms, so whether a replica qualifies is luck, and an aborted failover is retried only after 2 × failover-timeout. The candidate keeps the profile but pings every 300 ms (5 × 300 = 1.5 s). No profile gets near the floor: after the election, the promotion and the replicas' reconfiguration are each seen through that fixed 1 s INFO round.\n";
+    m += "\n`profile = \"fast\"` sets ping 300, ask 100, publish 200, info 1000 ms (ping 300, not 100: Sentinel promotes only a replica whose last INFO reply is younger than 5 ping periods, and while a failover is under way it asks the replicas for INFO once a second whatever the profile; with 100 ms, 2 of 3 runs aborted with `-failover-abort-no-good-slave`). No profile gets near the floor: after the election, the promotion and the replicas' reconfiguration are each seen through that fixed 1 s INFO round.\n";
 
     m += "\n#### Per image (default profile, down-after 2000)\n\n";
     m += &phase_table(r, |s| s.group == "image" || s.key == "c7.0-2000");
