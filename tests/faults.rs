@@ -130,6 +130,7 @@ async fn isolated_master_keeps_taking_writes_that_heal_throws_away() -> Result<(
                         Err(_) => failed += 1,
                     }
                     i += 1;
+                    // the workload's pace: one write every 20 ms (the scenario)
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 (acked, failed)
