@@ -4,7 +4,7 @@
 //! `target/testbed/reports/<scenario>-<UTC time>/`.
 
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 use testbed::net::Subnet;
 use testbed::report;

@@ -166,16 +166,18 @@ pub fn recovered(ops: &[ClientOp], t0: f64) -> Option<f64> {
         .map(|o| o.complete_ms)
 }
 
+/// (start, end, role, run_id) of each VIP probe that answered.
+type VipAnswers = Arc<Mutex<Vec<(f64, f64, String, String)>>>;
+
 /// A new connection to the VIP every 25 ms: `INFO server replication`.
 struct VipProbe {
-    /// (start, end, role, run_id) of each probe that answered.
-    answers: Arc<Mutex<Vec<(f64, f64, String, String)>>>,
+    answers: VipAnswers,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl VipProbe {
     fn start(vip: SocketAddrV4, password: Option<String>, tl: Timeline) -> VipProbe {
-        let answers: Arc<Mutex<Vec<(f64, f64, String, String)>>> = Arc::default();
+        let answers: VipAnswers = Arc::default();
         let a2 = answers.clone();
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(25));

@@ -54,10 +54,9 @@ pub fn render(r: &Report) -> String {
     // legend
     let mut lx = 20.0;
     for (i, (_, title, _)) in PHASES.iter().enumerate() {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r#"<circle cx="{cx}" cy="40" r="5" fill="{c}"/><text x="{tx}" y="44">{t}</text>
-"#,
+            r#"<circle cx="{cx}" cy="40" r="5" fill="{c}"/><text x="{tx}" y="44">{t}</text>"#,
             cx = lx + 5.0,
             c = COLOURS[i],
             tx = lx + 14.0,
@@ -65,10 +64,9 @@ pub fn render(r: &Report) -> String {
         );
         lx += 26.0 + title.len() as f64 * CHAR_W;
     }
-    let _ = write!(
+    let _ = writeln!(
         s,
-        r#"<line x1="{a}" y1="40" x2="{b}" y2="40" stroke="black" stroke-width="2" stroke-dasharray="4 3"/><text x="{t}" y="44">floor (down-after + 300)</text>
-"#,
+        r#"<line x1="{a}" y1="40" x2="{b}" y2="40" stroke="black" stroke-width="2" stroke-dasharray="4 3"/><text x="{t}" y="44">floor (down-after + 300)</text>"#,
         a = lx,
         b = lx + 20.0,
         t = lx + 26.0
@@ -77,19 +75,17 @@ pub fn render(r: &Report) -> String {
     let bottom = TOP + ROW * rows.len() as f64;
     let mut tick = 0.0;
     while tick <= x_max {
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r##"<line x1="{p:.1}" y1="{TOP}" x2="{p:.1}" y2="{bottom}" stroke="#e0e0e0"/><text x="{p:.1}" y="{ty}" text-anchor="middle">{tick:.0}</text>
-"##,
+            r##"<line x1="{p:.1}" y1="{TOP}" x2="{p:.1}" y2="{bottom}" stroke="#e0e0e0"/><text x="{p:.1}" y="{ty}" text-anchor="middle">{tick:.0}</text>"##,
             p = x(tick),
             ty = bottom + 16.0
         );
         tick += 1000.0;
     }
-    let _ = write!(
+    let _ = writeln!(
         s,
-        r#"<text x="{cx}" y="{y}" text-anchor="middle">ms from the kill</text>
-"#,
+        r#"<text x="{cx}" y="{y}" text-anchor="middle">ms from the kill</text>"#,
         cx = left + plot_w / 2.0,
         y = bottom + 34.0
     );
@@ -97,10 +93,9 @@ pub fn render(r: &Report) -> String {
         let y0 = TOP + ROW * row as f64;
         let mid = y0 + ROW / 2.0;
         if row % 2 == 1 {
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                r##"<rect x="0" y="{y0}" width="{WIDTH}" height="{ROW}" fill="#f6f6f6" fill-opacity="0.7"/>
-"##
+                r##"<rect x="0" y="{y0}" width="{WIDTH}" height="{ROW}" fill="#f6f6f6" fill-opacity="0.7"/>"##
             );
         }
         let samples = r.samples(&setting.key);
@@ -112,19 +107,17 @@ pub fn render(r: &Report) -> String {
                 .and_then(|x| x.error.clone())
                 .unwrap_or_default();
             let why = failed.split(':').next().unwrap_or_default();
-            let _ = write!(
+            let _ = writeln!(
                 s,
-                r##"<text x="{tx:.1}" y="{ty:.1}" fill="#b00000">every run failed ({w})</text>
-"##,
+                r##"<text x="{tx:.1}" y="{ty:.1}" fill="#b00000">every run failed ({w})</text>"##,
                 tx = x(setting.floor_ms()) + 10.0,
                 ty = mid + 4.0,
                 w = esc(why)
             );
         }
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r#"<text x="{tx}" y="{ty}" text-anchor="end">{label}</text><text x="{tx}" y="{ty2}" text-anchor="end" fill="gray" font-size="10">{note}</text>
-"#,
+            r#"<text x="{tx}" y="{ty}" text-anchor="end">{label}</text><text x="{tx}" y="{ty2}" text-anchor="end" fill="gray" font-size="10">{note}</text>"#,
             tx = left - 10.0,
             ty = mid,
             ty2 = mid + 13.0,
@@ -132,10 +125,9 @@ pub fn render(r: &Report) -> String {
             note = esc(&row_note(r, &setting.key, samples.len()))
         );
         let fx = x(setting.floor_ms());
-        let _ = write!(
+        let _ = writeln!(
             s,
-            r#"<line x1="{fx:.1}" y1="{a}" x2="{fx:.1}" y2="{b}" stroke="black" stroke-width="2" stroke-dasharray="4 3"/>
-"#,
+            r#"<line x1="{fx:.1}" y1="{a}" x2="{fx:.1}" y2="{b}" stroke="black" stroke-width="2" stroke-dasharray="4 3"/>"#,
             a = y0 + 4.0,
             b = y0 + ROW - 4.0
         );
@@ -152,19 +144,17 @@ pub fn render(r: &Report) -> String {
                 } else {
                     2.8
                 };
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    r#"<circle cx="{cx:.1}" cy="{jy:.1}" r="{radius}" fill="{c}" fill-opacity="0.8"><title>{t}: {v:.0} ms</title></circle>
-"#,
+                    r#"<circle cx="{cx:.1}" cy="{jy:.1}" r="{radius}" fill="{c}" fill-opacity="0.8"><title>{t}: {v:.0} ms</title></circle>"#,
                     cx = x(v),
                     c = COLOURS[i],
                     t = esc(key)
                 );
                 if v > x_max && *key == "switch" {
-                    let _ = write!(
+                    let _ = writeln!(
                         s,
-                        r#"<text x="{tx:.1}" y="{ty:.1}" text-anchor="end" font-size="10">{v:.0} ms →</text>
-"#,
+                        r#"<text x="{tx:.1}" y="{ty:.1}" text-anchor="end" font-size="10">{v:.0} ms →</text>"#,
                         tx = x(v) - 8.0,
                         ty = jy + 4.0
                     );
@@ -176,10 +166,9 @@ pub fn render(r: &Report) -> String {
                 .find(|p| p.setting == setting.key)
                 .and_then(|p| p.phases.get(*key))
             {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    r#"<line x1="{m:.1}" y1="{a}" x2="{m:.1}" y2="{b}" stroke="{c}" stroke-width="2.5"/>
-"#,
+                    r#"<line x1="{m:.1}" y1="{a}" x2="{m:.1}" y2="{b}" stroke="{c}" stroke-width="2.5"/>"#,
                     m = x(p.median),
                     a = y0 + 3.0,
                     b = y0 + ROW - 3.0,
