@@ -22,7 +22,10 @@ pub struct Report {
     pub duplicated: Vec<u64>,
     /// Refused writes by error kind (READONLY, NOREPLICAS, ...).
     pub errors: BTreeMap<String, usize>,
-    /// Spans (timeline ms) in which every operation failed or timed out.
+    /// Spans (timeline ms) in which no write got through: from the first
+    /// failed or timed-out write to the completion of the next acknowledged
+    /// one (a write that blocks for a minute and then succeeds is part of
+    /// the outage).
     pub unavailable: Vec<Window>,
     /// Spans in which writes were acknowledged and later lost.
     pub loss_windows: Vec<Window>,
@@ -33,6 +36,10 @@ pub struct Report {
 pub struct Window {
     pub start_ms: f64,
     pub end_ms: f64,
+    /// Still open when the history ended (`end_ms` is then the last
+    /// operation's completion, not a recovery).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ongoing: bool,
 }
 
 impl Window {
@@ -81,8 +88,9 @@ pub fn check(history: &[Op], present: &HashSet<u64>) -> Report {
     r
 }
 
-/// Maximal spans of consecutive operations matching `inside`, closed by the
-/// first operation matching `ends` (operations matching neither are skipped).
+/// Maximal spans of consecutive operations matching `inside`, closed at the
+/// completion of the first operation matching `ends` (operations matching
+/// neither are skipped).
 fn windows(ops: &[&Op], inside: impl Fn(&Op) -> bool, ends: impl Fn(&Op) -> bool) -> Vec<Window> {
     let mut out = Vec::new();
     let mut open: Option<f64> = None;
@@ -92,7 +100,8 @@ fn windows(ops: &[&Op], inside: impl Fn(&Op) -> bool, ends: impl Fn(&Op) -> bool
             Some(start) if ends(op) => {
                 out.push(Window {
                     start_ms: start,
-                    end_ms: op.invoke_ms,
+                    end_ms: op.complete_ms,
+                    ongoing: false,
                 });
                 open = None;
             }
@@ -103,6 +112,7 @@ fn windows(ops: &[&Op], inside: impl Fn(&Op) -> bool, ends: impl Fn(&Op) -> bool
         out.push(Window {
             start_ms: start,
             end_ms: last.complete_ms,
+            ongoing: true,
         });
     }
     out
@@ -121,6 +131,7 @@ fn loss_windows(ops: &[&Op], present: &HashSet<u64>) -> Vec<Window> {
                 open = Some(Window {
                     start_ms: op.invoke_ms,
                     end_ms: op.complete_ms,
+                    ongoing: false,
                 })
             }
             (true, Some(w)) => {
@@ -196,7 +207,8 @@ mod tests {
             r.loss_windows,
             vec![Window {
                 start_ms: 10.0,
-                end_ms: 21.0
+                end_ms: 21.0,
+                ongoing: false,
             }]
         );
     }
@@ -216,7 +228,8 @@ mod tests {
             r.unavailable,
             vec![Window {
                 start_ms: 0.0,
-                end_ms: 2.0
+                end_ms: 3.0,
+                ongoing: false,
             }]
         );
     }
@@ -234,12 +247,14 @@ mod tests {
         assert_eq!(r.refused_but_present, vec![2]);
         assert_eq!(r.errors.get("READONLY"), Some(&1));
         assert_eq!(r.errors.get("NOREPLICAS"), Some(&1));
-        // an outage still open at the end of the history ends with it
+        // an outage still open at the end of the history ends with it and
+        // says so: it is not a recovery
         assert_eq!(
             r.unavailable,
             vec![Window {
                 start_ms: 2.0,
-                end_ms: 4.0
+                end_ms: 4.0,
+                ongoing: true,
             }]
         );
     }
@@ -257,7 +272,8 @@ mod tests {
             r.loss_windows,
             vec![Window {
                 start_ms: 0.0,
-                end_ms: 11.0
+                end_ms: 11.0,
+                ongoing: false,
             }]
         );
     }

@@ -21,8 +21,12 @@ pub struct Check {
 }
 
 const FIX: &str = "or run `cargo xtask doctor --fix`";
-/// Only the compose tests need it, so its absence is a warning, not a failure.
-const OPTIONAL: &[&str] = &["docker-compose"];
+/// Only some tests need them (compose; the external-client scenarios), so
+/// their absence is a warning, not a failure.
+const OPTIONAL: &[&str] = &["docker-compose", "redis-py"];
+/// The redis-py of the shipped external client
+/// (`fixtures/clients/requirements.txt` pins the same; a unit test checks).
+pub const REDIS_PY: &str = "8.1.0";
 /// Packages `fix` installs when missing.
 const PACKAGES: &[&str] = &[
     "docker.io",
@@ -117,7 +121,46 @@ pub async fn checks() -> Vec<Check> {
         "docker-compose",
         on_path("docker-compose", "docker-compose"),
     ));
+    out.push(check("redis-py", redis_py_check()));
     out
+}
+
+/// redis-py for python3, at the pinned version (the external client of
+/// `fixtures/clients/` and its scenarios).
+fn redis_py_check() -> Outcome {
+    let hint = || format!("python3 -m pip install redis=={REDIS_PY} ({FIX})");
+    if host::which("python3").is_none() {
+        return Err(("`python3` not on PATH".into(), hint()));
+    }
+    match host::run("python3", &["-c", "import redis; print(redis.__version__)"]) {
+        Ok(v) if v.trim() == REDIS_PY => Ok(format!("redis-py {REDIS_PY}")),
+        Ok(v) => Err((
+            format!("redis-py {} (the scenarios pin {REDIS_PY})", v.trim()),
+            hint(),
+        )),
+        Err(_) => Err(("python3 has no redis-py".into(), hint())),
+    }
+}
+
+/// Installs the pinned redis-py with pip (a Debian python3 marked
+/// externally managed needs `--break-system-packages`).
+async fn install_redis_py(progress: &Progress) -> Result<()> {
+    let pin = format!("redis=={REDIS_PY}");
+    progress.step(format!("python3 -m pip install {pin}"));
+    let base = [
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        pin.as_str(),
+    ];
+    if host::run_async("python3", &base).await.is_ok() {
+        return Ok(());
+    }
+    let mut args = base.to_vec();
+    args.push("--break-system-packages");
+    host::run_async("python3", &args).await.map(drop)
 }
 
 async fn docker_check() -> Outcome {
@@ -303,6 +346,9 @@ pub async fn fix(log_dir: &Path) -> Result<()> {
     if crate::docker::connect().await.is_err() {
         start_dockerd(log_dir, &progress).await?;
     }
+    if host::which("python3").is_some() && redis_py_check().is_err() {
+        install_redis_py(&progress).await?;
+    }
     progress.done("prerequisites fixed");
     Ok(())
 }
@@ -451,6 +497,17 @@ mod tests {
             b[64 + 56 * i..68 + 56 * i].copy_from_slice(&t.to_le_bytes());
         }
         b
+    }
+
+    #[test]
+    fn the_pinned_redis_py_is_the_one_of_the_requirements_file() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/clients/requirements.txt");
+        let text = std::fs::read_to_string(p).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.trim() == format!("redis=={REDIS_PY}")),
+            "{text}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod containers;
 pub mod docker;
 pub mod doctor;
 pub mod error;
+pub mod external;
 pub mod faults;
 pub mod health;
 pub mod host;

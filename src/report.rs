@@ -306,6 +306,20 @@ fn write_run(d: &Path, r: &RunResult, write: &dyn Fn(PathBuf, &str) -> Result<()
         .map(|o| serde_json::to_string(o).expect("an op serialises") + "\n")
         .collect();
     write(d.join("history.jsonl"), &history)?;
+    if let Some(x) = &r.external {
+        let name = safe_name(&x.run.name);
+        let history: String = x
+            .run
+            .history
+            .iter()
+            .map(|o| serde_json::to_string(o).expect("an op serialises") + "\n")
+            .collect();
+        write(d.join(format!("history-{name}.jsonl")), &history)?;
+        write(
+            d.join("logs").join(format!("{name}.stderr.log")),
+            &x.run.stderr,
+        )?;
+    }
     write(
         d.join("timeline.json"),
         &serde_json::to_string_pretty(&r.timeline).expect("events serialise"),

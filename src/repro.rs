@@ -8,6 +8,7 @@
 
 use crate::checker;
 use crate::error::Result;
+use crate::external::{ExternalClient, ExternalRun};
 use crate::faults::Target;
 use crate::image::{self, ImageInfo};
 use crate::net::Subnet;
@@ -52,6 +53,51 @@ pub struct Measurements {
     pub loss_window_ms: f64,
 }
 
+/// What one client's writes showed (the built-in workload's are also
+/// flattened into [`Measurements`]).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClientMeasurements {
+    /// From the first fault to the end of the unavailability window it
+    /// opened.
+    pub client_recovered_ms: Option<f64>,
+    pub lost_acknowledged_writes: usize,
+    pub refused_writes: usize,
+    /// The longest span of acknowledged writes that were lost.
+    pub loss_window_ms: f64,
+}
+
+impl ClientMeasurements {
+    fn of(check: &checker::Report, fault: Option<f64>) -> ClientMeasurements {
+        ClientMeasurements {
+            // an outage still open at the end is not a recovery
+            client_recovered_ms: fault.and_then(|f| {
+                check
+                    .unavailable
+                    .iter()
+                    .find(|w| w.end_ms >= f)
+                    .filter(|w| !w.ongoing)
+                    .map(|w| w.end_ms - f)
+            }),
+            lost_acknowledged_writes: check.lost.len(),
+            refused_writes: check.errors.values().sum(),
+            loss_window_ms: check
+                .loss_windows
+                .iter()
+                .map(|w| w.len_ms())
+                .fold(0.0, f64::max),
+        }
+    }
+}
+
+/// The external client's run, checked like the built-in workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExternalResult {
+    #[serde(flatten)]
+    pub run: ExternalRun,
+    pub check: checker::Report,
+    pub measurements: ClientMeasurements,
+}
+
 /// One expectation's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
@@ -75,6 +121,8 @@ pub struct RunResult {
     pub step_errors: Vec<String>,
     pub check: checker::Report,
     pub history: Vec<Op>,
+    /// The scenario's `[external_client]`, when it has one.
+    pub external: Option<ExternalResult>,
     pub timeline: Vec<Event>,
     pub script_calls: Vec<ScriptCall>,
     /// node -> command -> normalised-free raw reply text.
@@ -93,6 +141,10 @@ impl RunResult {
 
 /// Runs `s` once on a fresh testbed.
 pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
+    // a missing client program is found before anything is created
+    if let Some(x) = &s.external {
+        x.program()?;
+    }
     let mut topo = s.topology.relocated(&opts.testbed_name, opts.subnet)?;
     if let Some(img) = &opts.image {
         topo.image = img.clone();
@@ -104,6 +156,10 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
 
     let wl = match &s.workload {
         Some(w) => Some(Workload::start(&tb, w)?),
+        None => None,
+    };
+    let ext = match &s.external {
+        Some(x) => Some(ExternalClient::start(&tb, x).await?),
         None => None,
     };
     let stop = AtomicBool::new(false);
@@ -146,7 +202,7 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         }
     };
     let steps = async {
-        let r = run_steps(&tb, s, &old).await;
+        let r = run_steps(&tb, s, &old, ext.as_ref()).await;
         stop.store(true, Ordering::Relaxed);
         r
     };
@@ -156,19 +212,40 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         Some(w) => w.stop().await?,
         None => Vec::new(),
     };
-    let final_master = tb.current_master().await.ok();
-    let present = match &final_master {
-        Some(m) if !history.is_empty() => {
-            workload::read_present(
-                tb.redis_addr(m),
-                tb.password(),
-                history.iter().map(|o| o.id),
-            )
-            .await?
-        }
-        _ => Default::default(),
+    let ext_run = match ext {
+        Some(x) => Some(x.stop(&tb).await),
+        None => None,
     };
+    let final_master = tb.current_master().await.ok();
+    let check_of = |history: &[Op], prefix: String| {
+        let fm = final_master.clone();
+        let tb = &tb;
+        let ids: Vec<u64> = history.iter().map(|o| o.id).collect();
+        async move {
+            let present = match &fm {
+                Some(m) if !ids.is_empty() => {
+                    workload::read_present(tb.redis_addr(m), tb.password(), &prefix, ids).await?
+                }
+                _ => Default::default(),
+            };
+            Ok::<_, crate::Error>(present)
+        }
+    };
+    let present = check_of(&history, workload::KEY_PREFIX.to_string()).await?;
     let check = checker::check(&history, &present);
+    let external = match ext_run {
+        Some(run) => {
+            let present = check_of(&run.history, crate::external::key_prefix(&run.name)).await?;
+            let check = checker::check(&run.history, &present);
+            let measurements = ClientMeasurements::of(&check, fault_ms);
+            Some(ExternalResult {
+                run,
+                check,
+                measurements,
+            })
+        }
+        None => None,
+    };
     let events = tb.timeline.events();
     let measurements = measure(
         &tb,
@@ -182,11 +259,14 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         dup_ms,
     )
     .await;
-    let verdicts = s
+    let mut verdicts: Vec<Verdict> = s
         .expect
         .iter()
-        .map(|e| verdict(e, &measurements, &old.name))
+        .map(|e| verdict(e, &measurements, external.as_ref(), &old.name))
         .collect();
+    if let Some(x) = &external {
+        verdicts.push(external_ran(x));
+    }
     let image = image::inspect(&tb.docker, &tb.topology.image)
         .await
         .ok()
@@ -204,6 +284,7 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         step_errors,
         check,
         history,
+        external,
         timeline: events,
         script_calls: tb.script_calls().unwrap_or_default(),
         snapshots,
@@ -223,6 +304,7 @@ async fn run_steps(
     tb: &Testbed,
     s: &Scenario,
     old: &crate::topology::Node,
+    ext: Option<&ExternalClient>,
 ) -> (Vec<String>, Option<f64>, Option<f64>) {
     let start = tb.timeline.now_ms();
     let mut errors = Vec::new();
@@ -246,7 +328,13 @@ async fn run_steps(
                 | Action::UnpauseSentinel { .. }
         );
         let before = tb.timeline.now_ms();
-        let r = apply(tb, &step.action, old).await;
+        let r = match &step.action {
+            Action::Wait { until, timeout_ms } if until == "external-recovered" => {
+                let timeout = Duration::from_millis(*timeout_ms);
+                external_recovered(ext, fault.unwrap_or(0.0), timeout).await
+            }
+            a => apply(tb, a, old).await,
+        };
         // the time the fault verb recorded its action (before docker acted)
         let now = tb
             .timeline
@@ -340,6 +428,31 @@ async fn apply(tb: &Testbed, a: &Action, old: &crate::topology::Node) -> Result<
     }
 }
 
+/// Waits until the external client had a write acknowledged that it started
+/// after `since_ms` (the first fault).
+async fn external_recovered(
+    ext: Option<&ExternalClient>,
+    since_ms: f64,
+    timeout: Duration,
+) -> Result<()> {
+    let ext =
+        ext.ok_or_else(|| crate::Error::State("the scenario has no external client".into()))?;
+    crate::wait::until(
+        "the external client to write again after the fault",
+        timeout,
+        crate::wait::POLL,
+        || {
+            let r = ext
+                .first_ok_after(since_ms)
+                .map(drop)
+                .ok_or_else(|| "no write acknowledged since the fault".to_string());
+            async move { r }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 async fn wait(
     tb: &Testbed,
     until: &str,
@@ -405,13 +518,7 @@ async fn measure(
             })
             .map(|e| e.t_ms - r)
     });
-    let recovered = fault.and_then(|f| {
-        check
-            .unavailable
-            .iter()
-            .find(|w| w.end_ms >= f)
-            .map(|w| w.end_ms - f)
-    });
+    let client = ClientMeasurements::of(check, fault);
     Measurements {
         fault_ms: fault,
         promoted_ms: switches.first().map(|e| e.t_ms - f),
@@ -422,18 +529,53 @@ async fn measure(
         duplicate_vip_ms: dup_ms,
         final_vip_holders: tb.vip_holders().await.unwrap_or_default(),
         old_master_demoted_ms: demoted,
-        client_recovered_ms: recovered,
-        lost_acknowledged_writes: check.lost.len(),
-        refused_writes: check.errors.values().sum(),
-        loss_window_ms: check
-            .loss_windows
-            .iter()
-            .map(|w| w.len_ms())
-            .fold(0.0, f64::max),
+        client_recovered_ms: client.client_recovered_ms,
+        lost_acknowledged_writes: client.lost_acknowledged_writes,
+        refused_writes: client.refused_writes,
+        loss_window_ms: client.loss_window_ms,
     }
 }
 
-fn verdict(e: &crate::scenario::Expectation, m: &Measurements, old: &str) -> Verdict {
+/// The implicit expectation of a scenario with an external client: it
+/// wrote for the whole scenario and printed only operation records.
+fn external_ran(x: &ExternalResult) -> Verdict {
+    let r = &x.run;
+    let problem = match (&r.exited_early, &r.parse_error) {
+        (Some(e), _) => Some(format!(
+            "exited early ({e}); stderr: {}",
+            crate::external::tail(&r.stderr, 3)
+        )),
+        (None, Some(p)) => Some(p.clone()),
+        // it ignored SIGTERM: its write in flight has no record
+        (None, None) if r.exit.starts_with("killed") => Some(r.exit.clone()),
+        (None, None) => None,
+    };
+    Verdict {
+        expectation: format!("external client `{}` wrote until stopped", r.name),
+        measured: problem
+            .clone()
+            .unwrap_or_else(|| format!("{} writes, {}", r.history.len(), r.exit)),
+        pass: problem.is_none(),
+    }
+}
+
+fn verdict(
+    e: &crate::scenario::Expectation,
+    m: &Measurements,
+    external: Option<&ExternalResult>,
+    old: &str,
+) -> Verdict {
+    if e.external {
+        let c = external.map(|x| &x.measurements);
+        let measured = c.and_then(|c| match e.measure {
+            Measure::LostAcknowledgedWrites => Some(c.lost_acknowledged_writes as f64),
+            Measure::ClientRecoveredWithinMs => c.client_recovered_ms,
+            Measure::RefusedWrites => Some(c.refused_writes as f64),
+            Measure::LossWindowMs => Some(c.loss_window_ms),
+            _ => None,
+        });
+        return compare(e, measured);
+    }
     let measured: Option<f64> = match e.measure {
         Measure::PromotedWithinMs => m.promoted_ms,
         Measure::Failovers => Some(m.failovers as f64),
@@ -467,6 +609,10 @@ fn verdict(e: &crate::scenario::Expectation, m: &Measurements, old: &str) -> Ver
             };
         }
     };
+    compare(e, measured)
+}
+
+fn compare(e: &crate::scenario::Expectation, measured: Option<f64>) -> Verdict {
     let bound: f64 = e.value.parse().unwrap_or(f64::NAN);
     match measured {
         Some(v) => Verdict {

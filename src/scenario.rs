@@ -6,6 +6,7 @@
 //! action with the arguments it needs, every expectation a known measure.
 
 use crate::error::{Error, Result};
+use crate::external::ExternalSpec;
 use crate::topology::{ParseOptions, Topology};
 use crate::workload::{ClientPath, WorkloadSpec};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,8 @@ pub struct Scenario {
     pub text: String,
     pub topology: Topology,
     pub workload: Option<WorkloadSpec>,
+    /// A client library under test, run beside the built-in workload.
+    pub external: Option<ExternalSpec>,
     pub steps: Vec<Step>,
     pub expect: Vec<Expectation>,
 }
@@ -97,7 +100,9 @@ pub enum Action {
     Sleep {
         ms: u64,
     },
-    /// Wait for a condition (`switch`, `demoted`, `healthy`, `no-switch`).
+    /// Wait for a condition (`switch`, `demoted`, `healthy`, `no-switch`,
+    /// `external-recovered`: the external client wrote again after the
+    /// first fault).
     Wait {
         until: String,
         timeout_ms: u64,
@@ -113,6 +118,9 @@ pub struct Expectation {
     pub value: String,
     /// How the expectation is written in the file (for reports).
     pub source: String,
+    /// Measured on the external client's writes (`[expect.external]`)
+    /// rather than the built-in workload's.
+    pub external: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -129,6 +137,20 @@ pub enum Measure {
     RefusedWrites,
     /// The longest span of acknowledged-then-lost writes.
     LossWindowMs,
+}
+
+impl Measure {
+    /// Whether the measure comes from one client's writes (and so exists
+    /// for an external client too).
+    pub fn is_per_client(&self) -> bool {
+        matches!(
+            self,
+            Measure::LostAcknowledgedWrites
+                | Measure::ClientRecoveredWithinMs
+                | Measure::RefusedWrites
+                | Measure::LossWindowMs
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -170,6 +192,7 @@ struct Raw {
     topology: Option<Spanned<String>>,
     topology_overrides: Option<Spanned<toml::Table>>,
     workload: Option<Spanned<RawWorkload>>,
+    external_client: Option<Spanned<RawExternal>>,
     #[serde(default)]
     step: Vec<Spanned<RawStep>>,
     expect: Option<Spanned<toml::Table>>,
@@ -179,6 +202,15 @@ struct Raw {
 #[serde(deny_unknown_fields)]
 struct RawWorkload {
     path: Spanned<String>,
+    rate: Option<u32>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExternal {
+    name: Option<Spanned<String>>,
+    command: Spanned<Vec<String>>,
     rate: Option<u32>,
     timeout_ms: Option<u64>,
 }
@@ -289,6 +321,49 @@ impl Scenario {
             }
         };
 
+        let external = match &raw.external_client {
+            None => None,
+            Some(x) => {
+                let x = x.get_ref();
+                let name = x
+                    .name
+                    .as_ref()
+                    .map_or("external".to_string(), |n| n.get_ref().clone());
+                let ok = !name.is_empty()
+                    && name.len() <= 32
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if !ok {
+                    let span = x.name.as_ref().map_or(0..0, |n| n.span());
+                    return Err(at(
+                        span,
+                        format!("key `external_client.name`: `{name}` is not a usable name"),
+                        Some("1-32 letters, digits, `-` or `_` (it becomes the key prefix wl:<name>:)"),
+                    ));
+                }
+                if x.command
+                    .get_ref()
+                    .first()
+                    .is_none_or(|c| c.trim().is_empty())
+                {
+                    return Err(at(
+                        x.command.span(),
+                        "key `external_client.command`: the command is empty".into(),
+                        Some("e.g. command = [\"python3\", \"../clients/redis_py_sentinel.py\"]"),
+                    ));
+                }
+                let d = WorkloadSpec::default();
+                Some(ExternalSpec {
+                    name,
+                    command: x.command.get_ref().clone(),
+                    dir: dir.to_path_buf(),
+                    rate: x.rate.unwrap_or(d.rate).clamp(1, 1000),
+                    timeout_ms: x.timeout_ms.unwrap_or(1000),
+                })
+            }
+        };
+
         let mut steps = Vec::new();
         for s in &raw.step {
             let span = s.span();
@@ -343,8 +418,11 @@ impl Scenario {
                 "sleep" => Action::Sleep { ms: ms(a)? },
                 "wait" => {
                     let until = s.until.clone().unwrap_or_default();
-                    if !["switch", "demoted", "healthy", "no-switch"].contains(&until.as_str()) {
-                        return Err(at(span, format!("step `wait`: `until = \"{until}\"` is not a condition"), Some("use switch, demoted, healthy or no-switch")));
+                    if !["switch", "demoted", "healthy", "no-switch", "external-recovered"].contains(&until.as_str()) {
+                        return Err(at(span, format!("step `wait`: `until = \"{until}\"` is not a condition"), Some("use switch, demoted, healthy, no-switch or external-recovered")));
+                    }
+                    if until == "external-recovered" && external.is_none() {
+                        return Err(at(span, "step `wait`: `external-recovered` needs an `[external_client]`".into(), None));
                     }
                     // a demotion can take 4 publish periods + an INFO period (~18 s)
                     Action::Wait { until, timeout_ms: s.timeout_ms.unwrap_or(topology.failover_timeout_ms + 25_000) }
@@ -365,9 +443,44 @@ impl Scenario {
 
         let mut expect = Vec::new();
         if let Some(e) = &raw.expect {
+            let mut entries: Vec<(String, &toml::Value, bool)> = Vec::new();
             for (k, v) in e.get_ref() {
-                let x = parse_expectation(k, v)
-                    .map_err(|m| at(e.span(), format!("key `expect.{k}`: {m}"), None))?;
+                match (k.as_str(), v) {
+                    ("external", toml::Value::Table(t)) => {
+                        if external.is_none() {
+                            return Err(at(
+                                e.span(),
+                                "key `expect.external`: the scenario has no `[external_client]`"
+                                    .into(),
+                                Some(
+                                    "add an [external_client] table, or remove these expectations",
+                                ),
+                            ));
+                        }
+                        entries.extend(t.iter().map(|(k, v)| (k.clone(), v, true)));
+                    }
+                    _ => entries.push((k.clone(), v, false)),
+                }
+            }
+            for (k, v, ext) in entries {
+                let full = if ext {
+                    format!("external.{k}")
+                } else {
+                    k.clone()
+                };
+                let mut x = parse_expectation(&k, v)
+                    .map_err(|m| at(e.span(), format!("key `expect.{full}`: {m}"), None))?;
+                if ext {
+                    if !x.measure.is_per_client() {
+                        return Err(at(
+                            e.span(),
+                            format!("key `expect.{full}`: `{k}` is not measured per client"),
+                            Some("per client: lost_acknowledged_writes, client_recovered_within_ms, refused_writes, loss_window_ms"),
+                        ));
+                    }
+                    x.external = true;
+                    x.source = format!("external.{}", x.source);
+                }
                 if x.measure == Measure::VipHolder
                     && !matches!(x.value.as_str(), "new-master" | "old-master" | "none")
                     && topology.node(&x.value).is_none()
@@ -392,6 +505,7 @@ impl Scenario {
             text: text.to_string(),
             topology,
             workload,
+            external,
             steps,
             expect,
         })
@@ -432,6 +546,7 @@ fn parse_expectation(key: &str, v: &toml::Value) -> std::result::Result<Expectat
         op,
         value,
         source: format!("{key} = {v}"),
+        external: false,
     })
 }
 

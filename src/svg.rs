@@ -74,11 +74,12 @@ fn fmt_s(v: f64, step: f64) -> String {
 /// The picture of one run.
 pub fn timeline_svg(run: &RunResult) -> String {
     // The time range: the workload and the steps (bring-up is not shown).
-    let ops_start = run
-        .history
-        .iter()
-        .map(|o| o.invoke_ms)
-        .fold(f64::INFINITY, f64::min);
+    let all_ops = || {
+        run.history
+            .iter()
+            .chain(run.external.iter().flat_map(|x| &x.run.history))
+    };
+    let ops_start = all_ops().map(|o| o.invoke_ms).fold(f64::INFINITY, f64::min);
     let acts_start = run
         .timeline
         .iter()
@@ -89,7 +90,7 @@ pub fn timeline_svg(run: &RunResult) -> String {
     if !t0.is_finite() {
         t0 = run.timeline.first().map_or(0.0, |e| e.t_ms);
     }
-    let last_op = run.history.iter().map(|o| o.complete_ms).fold(t0, f64::max);
+    let last_op = all_ops().map(|o| o.complete_ms).fold(t0, f64::max);
     let last_ev = run.timeline.iter().map(|e| e.t_ms).fold(t0, f64::max);
     let mut t1 = last_op.max(last_ev);
     if t1 - t0 < 1000.0 {
@@ -267,7 +268,7 @@ pub fn timeline_svg(run: &RunResult) -> String {
             );
         }
     }
-    if run.history.is_empty() {
+    if all_ops().next().is_none() {
         let _ = writeln!(
             s,
             r##"<text x="{:.1}" y="{:.1}" fill="#888">(no workload in this scenario)</text>"##,

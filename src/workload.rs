@@ -73,9 +73,13 @@ impl Default for WorkloadSpec {
     }
 }
 
-/// The key an operation writes.
+/// The prefix of the built-in workload's keys (an external client's are
+/// `wl:<name>:`, see [`crate::external::key_prefix`]).
+pub const KEY_PREFIX: &str = "wl:";
+
+/// The key an operation of the built-in workload writes.
 pub fn key(id: u64) -> String {
-    format!("wl:{id}")
+    format!("{KEY_PREFIX}{id}")
 }
 
 /// A running workload.
@@ -169,6 +173,9 @@ async fn run(
         tick.tick().await;
         id += 1;
         let invoke_ms = tl.now_ms();
+        // Until the command is sent, a failure means it certainly did not
+        // happen (no connection, no master known): refused, not unknown.
+        let mut sent = false;
         let result = tokio::time::timeout(timeout, async {
             if conn.is_none() {
                 conn = Some(match &mut target {
@@ -179,6 +186,7 @@ async fn run(
                 });
             }
             let c = conn.as_mut().expect("just set");
+            sent = true;
             redis::cmd("SET")
                 .arg(key(id))
                 .arg(id)
@@ -188,9 +196,20 @@ async fn run(
         .await;
         let outcome = match result {
             Ok(Ok(())) => Outcome::Ok,
+            Ok(Err(e)) if !sent => {
+                conn = None;
+                not_sent(&e)
+            }
             Ok(Err(e)) => {
                 conn = None;
                 classify(&e)
+            }
+            Err(_) if !sent => {
+                conn = None;
+                Outcome::Error {
+                    kind: "CONNECT-TIMEOUT".into(),
+                    message: format!("no connection within {} ms", spec.timeout_ms),
+                }
             }
             Err(_) => {
                 conn = None;
@@ -212,6 +231,19 @@ fn redis_error_of(e: crate::Error) -> redis::RedisError {
     match e {
         crate::Error::Redis { error, .. } => error,
         other => redis::RedisError::from(std::io::Error::other(other.to_string())),
+    }
+}
+
+/// An error before the command was sent: the write did not happen.
+fn not_sent(e: &redis::RedisError) -> Outcome {
+    let kind = match e.code() {
+        Some(c) => c.to_string(),
+        None if e.is_connection_refusal() => "CONNREFUSED".into(),
+        None => "CONNECT".into(),
+    };
+    Outcome::Error {
+        kind,
+        message: e.to_string(),
     }
 }
 
@@ -285,10 +317,12 @@ pub fn parse_external(process: &str, text: &str) -> crate::Result<Vec<Op>> {
     Ok(ops)
 }
 
-/// Which of `ids` exist on `addr` (the final master), read in batches.
+/// Which of `ids` (keys `<prefix><id>`) exist on `addr` (the final master),
+/// read in batches.
 pub async fn read_present(
     addr: SocketAddrV4,
     password: Option<&str>,
+    prefix: &str,
     ids: impl IntoIterator<Item = u64>,
 ) -> crate::Result<std::collections::HashSet<u64>> {
     let ids: Vec<u64> = ids.into_iter().collect();
@@ -297,7 +331,7 @@ pub async fn read_present(
     for chunk in ids.chunks(500) {
         let mut cmd = redis::cmd("MGET");
         for id in chunk {
-            cmd.arg(key(*id));
+            cmd.arg(format!("{prefix}{id}"));
         }
         let vals: Vec<Option<String>> = cmd
             .query_async(&mut c)

@@ -363,9 +363,13 @@ async fn sentinel_client_follows_failover() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ops = wl.stop().await?;
 
-    let present =
-        testbed::workload::read_present(tb.redis_addr(&new), None, ops.iter().map(|o| o.id))
-            .await?;
+    let present = testbed::workload::read_present(
+        tb.redis_addr(&new),
+        None,
+        testbed::workload::KEY_PREFIX,
+        ops.iter().map(|o| o.id),
+    )
+    .await?;
     let report = testbed::checker::check(&ops, &present);
     println!("sentinel-aware client: {}", report.summary());
     ensure!(

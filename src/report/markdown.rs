@@ -345,6 +345,21 @@ fn measurements_section(s: &mut String, run: &RunResult) {
     for (k, v) in rows {
         let _ = writeln!(s, "| {k} | {v} |");
     }
+    if let Some(x) = &run.external {
+        let (n, c) = (&x.run.name, &x.measurements);
+        let rows = [
+            ("client recovered", ms(c.client_recovered_ms)),
+            (
+                "lost acknowledged writes",
+                c.lost_acknowledged_writes.to_string(),
+            ),
+            ("refused writes", c.refused_writes.to_string()),
+            ("longest loss window", format!("{:.0} ms", c.loss_window_ms)),
+        ];
+        for (k, v) in rows {
+            let _ = writeln!(s, "| external `{n}`: {k} | {v} |");
+        }
+    }
     s.push('\n');
 }
 
@@ -383,20 +398,63 @@ pub(super) fn ids(v: &[u64]) -> String {
 }
 
 fn checker_section(s: &mut String, run: &RunResult) {
-    let c = &run.check;
     let zero = run.measurements.fault_ms.unwrap_or(0.0);
     s.push_str("### Writes\n\n");
-    if run.history.is_empty() {
+    if run.history.is_empty() && run.external.is_none() {
         s.push_str("No workload in this scenario.\n\n");
         return;
     }
+    if !run.history.is_empty() {
+        if run.external.is_some() {
+            s.push_str("#### Built-in workload (redis-rs)\n\n");
+        }
+        writes(s, &run.check, "wl:<id>", zero);
+    }
+    if let Some(x) = &run.external {
+        let r = &x.run;
+        let _ = writeln!(
+            s,
+            "#### External client `{}`\n\nCommand `{}`; {}.\n",
+            r.name,
+            r.command.join(" ").replace('`', "'"),
+            r.exit
+        );
+        if let Some(e) = &r.exited_early {
+            let _ = writeln!(s, "**It exited before the scenario ended**: {e}.\n");
+        }
+        if let Some(e) = &r.parse_error {
+            let _ = writeln!(s, "**Its output was not all operation records**: `{e}`\n");
+        }
+        let m = &x.measurements;
+        let _ = writeln!(
+            s,
+            "Writes recovered (end of the unavailability after the first fault): {}; longest loss window {:.0} ms.\n",
+            ms(m.client_recovered_ms),
+            m.loss_window_ms
+        );
+        writes(s, &x.check, &format!("wl:{}:<id>", r.name), zero);
+        if !r.stderr.trim().is_empty() {
+            let _ = writeln!(
+                s,
+                "<details><summary>its stderr (last lines)</summary>\n\n```\n{}\n```\n</details>\n",
+                crate::external::tail(&r.stderr, 20)
+            );
+        }
+    }
+}
+
+/// One client's checker findings.
+fn writes(s: &mut String, c: &crate::checker::Report, key: &str, zero: f64) {
     let _ = writeln!(s, "{}.\n", c.summary());
     let mut list = |name: &str, v: &[u64]| {
         if !v.is_empty() {
             let _ = writeln!(s, "- {name} ({}): {}", v.len(), ids(v));
         }
     };
-    list("**lost acknowledged writes** (ids, key `wl:<id>`)", &c.lost);
+    list(
+        &format!("**lost acknowledged writes** (ids, key `{key}`)"),
+        &c.lost,
+    );
     list("refused, yet present at the end", &c.refused_but_present);
     list("unknown outcome, landed", &c.unknown_landed);
     list("unknown outcome, missing", &c.unknown_missing);
@@ -408,10 +466,15 @@ fn checker_section(s: &mut String, run: &RunResult) {
         for w in ws {
             let _ = writeln!(
                 s,
-                "- {name}: {} to {} ({:.0} ms)",
+                "- {name}: {} to {} ({:.0} ms){}",
                 rel(w.start_ms, zero),
                 rel(w.end_ms, zero),
-                w.len_ms()
+                w.len_ms(),
+                if w.ongoing {
+                    ", **still open when the scenario ended**"
+                } else {
+                    ""
+                }
             );
         }
     }

@@ -174,3 +174,60 @@ fn numeric_measurements_show_as_a_range() {
         "3; did not happen"
     );
 }
+
+/// A run with an external client: its writes are checked on their own,
+/// shown in their own section and lanes, and kept in their own files.
+#[test]
+fn an_external_client_gets_its_section_lanes_and_files() {
+    use crate::repro::{ClientMeasurements, ExternalResult};
+    let mut run = sample_run("kill-master-redis-py", false);
+    let mut history = run.history.clone();
+    for op in &mut history {
+        op.process = "redis-py".into();
+    }
+    let present: std::collections::HashSet<u64> = (0..60).filter(|id| *id != 40).collect();
+    let check = crate::checker::check(&history, &present);
+    assert_eq!(check.lost, vec![40]);
+    run.external = Some(ExternalResult {
+        run: crate::external::ExternalRun {
+            name: "redis-py".into(),
+            command: vec!["python3".into(), "client.py".into()],
+            exit: "exit status: 0".into(),
+            exited_early: Some("exit status: 1 after its write at 6000 ms".into()),
+            stderr: "Traceback (most recent call last):\nboom <here>\n".into(),
+            history,
+            parse_error: None,
+        },
+        measurements: crate::repro::ClientMeasurements {
+            lost_acknowledged_writes: 1,
+            ..ClientMeasurements::default()
+        },
+        check,
+    });
+    let md = super::markdown::render_markdown(
+        std::slice::from_ref(&run),
+        &[],
+        &env(),
+        "cargo xtask repro x.toml",
+    );
+    for want in [
+        "#### External client `redis-py`",
+        "**It exited before the scenario ended**: exit status: 1",
+        "key `wl:redis-py:<id>`) (1): 40",
+        "| external `redis-py`: lost acknowledged writes | 1 |",
+        "boom <here>",
+    ] {
+        assert!(md.contains(want), "no `{want}` in:\n{md}");
+    }
+    let svg = crate::svg::timeline_svg(&run);
+    assert_well_formed(&svg);
+    assert!(svg.contains("redis-py: acknowledged, lost (1)"), "{svg}");
+
+    let dir = std::env::temp_dir().join(format!("testbed-report-ext-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    write_bundle(&dir, &[run], &env(), "cargo xtask repro x.toml").unwrap();
+    let h = std::fs::read_to_string(dir.join("run-1/history-redis-py.jsonl")).unwrap();
+    assert_eq!(h.lines().count(), 60);
+    assert!(dir.join("run-1/logs/redis-py.stderr.log").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -73,3 +73,86 @@ fn errors_name_file_line_and_column() {
         .to_string();
     assert!(e.contains("t.toml:2:8:"), "{e}");
 }
+
+#[test]
+fn an_external_client_and_its_expectations_parse() {
+    let s = parse(
+        "[external_client]\nname = \"redis-py\"\ncommand = [\"python3\", \"../clients/redis_py_sentinel.py\"]\nrate = 20\n\
+         [[step]]\naction = \"kill\"\ntarget = \"master\"\n\
+         [expect]\nfailovers = 1\nexternal.lost_acknowledged_writes = 0\nexternal.client_recovered_within_ms = 9000\n",
+    )
+    .unwrap();
+    let x = s.external.clone().unwrap();
+    assert_eq!(
+        (x.name.as_str(), x.rate, x.timeout_ms),
+        ("redis-py", 20, 1000)
+    );
+    assert_eq!(x.dir, dir());
+    assert_eq!(x.key_prefix(), "wl:redis-py:");
+    let ext: Vec<&str> = s
+        .expect
+        .iter()
+        .filter(|e| e.external)
+        .map(|e| e.source.as_str())
+        .collect();
+    assert_eq!(
+        ext,
+        [
+            "external.client_recovered_within_ms = 9000",
+            "external.lost_acknowledged_writes = 0",
+        ]
+    );
+    assert!(!s
+        .expect
+        .iter()
+        .any(|e| e.external && e.measure == Measure::Failovers));
+}
+
+#[test]
+fn external_client_mistakes_are_named() {
+    let cases = [
+        (
+            "[expect.external]\nlost_acknowledged_writes = 0\n",
+            "the scenario has no `[external_client]`",
+        ),
+        (
+            "[external_client]\ncommand = [\"true\"]\n[expect.external]\nfailovers = 1\n",
+            "`failovers` is not measured per client",
+        ),
+        (
+            "[external_client]\nname = \"no spaces\"\ncommand = [\"true\"]\n",
+            "t.toml:2:8: key `external_client.name`: `no spaces` is not a usable name",
+        ),
+        (
+            "[external_client]\ncommand = []\n",
+            "t.toml:2:11: key `external_client.command`: the command is empty",
+        ),
+        (
+            "[external_client]\ncommand = [\"true\"]\nrate = \"fast\"\n",
+            "t.toml:3:8:",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = parse(&format!("[[step]]\naction = \"heal\"\n{text}"))
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        // the step adds two lines in front
+        let want = want
+            .replace("t.toml:2:", "t.toml:4:")
+            .replace("t.toml:3:", "t.toml:5:");
+        assert!(e.contains(&want), "want `{want}` in: {e}");
+    }
+}
+
+#[test]
+fn a_missing_client_program_is_a_prerequisite_error() {
+    let s =
+        parse("[external_client]\ncommand = [\"./no-such-client\"]\n[[step]]\naction = \"heal\"\n")
+            .unwrap();
+    let e = s.external.unwrap().program().unwrap_err().to_string();
+    assert!(
+        e.contains("program `./no-such-client` not found (relative to") && e.contains("hint:"),
+        "{e}"
+    );
+}

@@ -4,7 +4,7 @@
 use super::{ACTION, LOST, OBSERVATION, OK, REFUSED, SENTINEL, UNKNOWN};
 use crate::repro::RunResult;
 use crate::timeline::{Event, Kind};
-use crate::workload::Outcome;
+use crate::workload::{Op, Outcome};
 use std::collections::BTreeMap;
 
 /// Sentinel events worth a mark (on the master where that matters).
@@ -177,13 +177,34 @@ pub(super) struct Lane {
     pub(super) spans: Vec<(f64, f64)>,
 }
 
+/// The operation lanes: the built-in workload's, then the external
+/// client's (labelled with its name).
 pub(super) fn lanes(run: &RunResult) -> Vec<Lane> {
-    let lost: std::collections::HashSet<u64> = run.check.lost.iter().copied().collect();
+    let mut out = if run.history.is_empty() && run.external.is_some() {
+        Vec::new()
+    } else {
+        client_lanes("", &run.history, &run.check.lost)
+    };
+    if let Some(x) = &run.external {
+        out.extend(client_lanes(
+            &format!("{}: ", x.run.name),
+            &x.run.history,
+            &x.check.lost,
+        ));
+    }
+    out
+}
+
+fn client_lanes(prefix: &str, history: &[Op], lost: &[u64]) -> Vec<Lane> {
+    if history.is_empty() && !prefix.is_empty() {
+        return Vec::new();
+    }
+    let lost: std::collections::HashSet<u64> = lost.iter().copied().collect();
     let mut ok = Vec::new();
     let mut lost_spans = Vec::new();
     let mut unknown = Vec::new();
     let mut refused: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for op in &run.history {
+    for op in history {
         let span = (op.invoke_ms, op.complete_ms.max(op.invoke_ms));
         match &op.outcome {
             Outcome::Ok if lost.contains(&op.id) => lost_spans.push(span),
@@ -193,27 +214,27 @@ pub(super) fn lanes(run: &RunResult) -> Vec<Lane> {
         }
     }
     let mut out = vec![Lane {
-        label: format!("ok ({})", ok.len()),
+        label: format!("{prefix}ok ({})", ok.len()),
         color: OK,
         spans: ok,
     }];
     if !lost_spans.is_empty() {
         out.push(Lane {
-            label: format!("acknowledged, lost ({})", lost_spans.len()),
+            label: format!("{prefix}acknowledged, lost ({})", lost_spans.len()),
             color: LOST,
             spans: lost_spans,
         });
     }
     if !unknown.is_empty() {
         out.push(Lane {
-            label: format!("unknown/timeout ({})", unknown.len()),
+            label: format!("{prefix}unknown/timeout ({})", unknown.len()),
             color: UNKNOWN,
             spans: unknown,
         });
     }
     for (kind, spans) in refused {
         out.push(Lane {
-            label: format!("refused {kind} ({})", spans.len()),
+            label: format!("{prefix}refused {kind} ({})", spans.len()),
             color: REFUSED,
             spans,
         });

@@ -157,6 +157,7 @@ pub(crate) fn sample_run(name: &str, pass: bool) -> RunResult {
         step_errors: vec![],
         check,
         history,
+        external: None,
         timeline,
         script_calls: vec![],
         snapshots: BTreeMap::new(),
