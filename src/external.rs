@@ -205,24 +205,9 @@ impl ExternalClient {
         }
     }
 
-    /// The completion time of the first acknowledged write the client
-    /// started after `since_ms`, if there is one yet.
-    pub fn first_ok_after(&self, since_ms: f64) -> Option<f64> {
-        #[derive(serde::Deserialize)]
-        struct Rec {
-            invoke_ms: f64,
-            complete_ms: f64,
-            outcome: String,
-        }
-        let lines = self.lines.lock().expect("not poisoned");
-        lines
-            .iter()
-            .rev()
-            .map_while(|l| serde_json::from_str::<Rec>(l).ok())
-            .take_while(|r| r.invoke_ms > since_ms)
-            .filter(|r| r.outcome == "ok")
-            .last()
-            .map(|r| r.complete_ms)
+    /// See [`recovered_after`], on what the client printed so far.
+    pub fn recovered_after(&self, since_ms: f64) -> Option<f64> {
+        recovered_after(&self.lines.lock().expect("not poisoned"), since_ms)
     }
 
     /// Tells the client to stop (SIGTERM; SIGKILL after [`GRACE`]) and reads
@@ -278,8 +263,71 @@ impl ExternalClient {
     }
 }
 
+/// When a client recovered from the outage that followed `since_ms` (the
+/// first fault), from its JSON lines: the completion of its first
+/// acknowledged write started after its first failed write since then — the
+/// checker's definition of an unavailability window. `None` while it has not
+/// failed yet or not recovered yet (a write started just after the fault may
+/// still have reached the old master before the fault acted).
+pub fn recovered_after(lines: &[String], since_ms: f64) -> Option<f64> {
+    #[derive(serde::Deserialize)]
+    struct Rec {
+        invoke_ms: f64,
+        complete_ms: f64,
+        outcome: String,
+    }
+    let mut failed_at = None;
+    for r in lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Rec>(l).ok())
+        .filter(|r| r.invoke_ms >= since_ms)
+    {
+        match failed_at {
+            None if r.outcome != "ok" => failed_at = Some(r.invoke_ms),
+            Some(f) if r.outcome == "ok" && r.invoke_ms > f => return Some(r.complete_ms),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The last `n` lines of `s`.
 pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(id: u64, t: f64, outcome: &str) -> String {
+        format!(
+            r#"{{"id":{id},"invoke_ms":{t},"complete_ms":{},"outcome":"{outcome}"}}"#,
+            t + 1.0
+        )
+    }
+
+    #[test]
+    fn recovery_needs_a_failure_after_the_fault_then_an_ack() {
+        // write 2 started after the fault but before it acted
+        let mut l = vec![
+            line(1, 90.0, "ok"),
+            line(2, 101.0, "ok"),
+            line(3, 120.0, "error"),
+        ];
+        assert_eq!(recovered_after(&l, 100.0), None);
+        l.push(line(4, 140.0, "unknown"));
+        assert_eq!(recovered_after(&l, 100.0), None);
+        l.push(line(5, 60_000.0, "ok"));
+        assert_eq!(recovered_after(&l, 100.0), Some(60_001.0));
+        // no failure at all: not (yet) a recovery
+        assert_eq!(recovered_after(&l[..2], 0.0), None);
+    }
+
+    #[test]
+    fn the_key_prefix_carries_the_name() {
+        assert_eq!(key_prefix("redis-py"), "wl:redis-py:");
+        assert_ne!(key_prefix("x"), crate::workload::KEY_PREFIX);
+    }
 }

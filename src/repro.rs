@@ -428,8 +428,8 @@ async fn apply(tb: &Testbed, a: &Action, old: &crate::topology::Node) -> Result<
     }
 }
 
-/// Waits until the external client had a write acknowledged that it started
-/// after `since_ms` (the first fault).
+/// Waits until the external client recovered from the outage that followed
+/// `since_ms` (the first fault): a failed write, then an acknowledged one.
 async fn external_recovered(
     ext: Option<&ExternalClient>,
     since_ms: f64,
@@ -442,10 +442,9 @@ async fn external_recovered(
         timeout,
         crate::wait::POLL,
         || {
-            let r = ext
-                .first_ok_after(since_ms)
-                .map(drop)
-                .ok_or_else(|| "no write acknowledged since the fault".to_string());
+            let r = ext.recovered_after(since_ms).map(drop).ok_or_else(|| {
+                "no write failed and then one acknowledged since the fault".to_string()
+            });
             async move { r }
         },
     )
@@ -551,7 +550,7 @@ fn external_ran(x: &ExternalResult) -> Verdict {
         (None, None) => None,
     };
     Verdict {
-        expectation: format!("external client `{}` wrote until stopped", r.name),
+        expectation: format!("external client \"{}\" wrote until stopped", r.name),
         measured: problem
             .clone()
             .unwrap_or_else(|| format!("{} writes, {}", r.history.len(), r.exit)),

@@ -101,8 +101,8 @@ pub enum Action {
         ms: u64,
     },
     /// Wait for a condition (`switch`, `demoted`, `healthy`, `no-switch`,
-    /// `external-recovered`: the external client wrote again after the
-    /// first fault).
+    /// `external-recovered`: after the first fault the external client
+    /// failed a write, then had one acknowledged).
     Wait {
         until: String,
         timeout_ms: u64,

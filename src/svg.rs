@@ -15,7 +15,7 @@ pub use model::{fault_windows, FaultWindow};
 
 const WIDTH: f64 = 1100.0;
 /// Room for the lane labels.
-const LEFT: f64 = 190.0;
+const LEFT: f64 = 250.0;
 const RIGHT: f64 = 24.0;
 const LABEL_ROW: f64 = 14.0;
 const MAX_LABEL_ROWS: usize = 12;

@@ -2,6 +2,11 @@
 //! one-way, isolation with the host still connected), faults of the sentinel
 //! alone (kill, pause, SENTINEL SIMULATE-FAILURE) and of the redis-server
 //! alone (DEBUG SLEEP, CLIENT PAUSE). Slots 120..=139.
+//!
+//! The sentinel-only, simulate-failure and debug-sleep/client-pause tests use
+//! the `fast` profile: their point is not Sentinel's default timing, and the
+//! shorter periods make them quicker. The partition tests keep the default
+//! timing, whose numbers the README quotes.
 
 mod common;
 
@@ -386,7 +391,7 @@ async fn one_way_cut_blinds_only_the_side_that_opens_the_connections() -> Result
 #[tokio::test]
 async fn sentinel_only_faults_leave_redis_serving() -> Result<()> {
     bounded(Duration::from_secs(120), async {
-        let tb = common::up(common::topology("t-sentinel", 122)?).await?;
+        let tb = common::up(common::fast_topology("t-sentinel", 122)?).await?;
         let trace = common::Trace::new(&tb, "sentinel_only_faults");
         let master = tb.current_master().await?;
         let r = others(&tb, &master)[0].clone();
@@ -535,7 +540,7 @@ async fn sentinel_log(tb: &Testbed, n: &Node) -> Result<String> {
 #[tokio::test]
 async fn crash_after_election_kills_the_leader_and_docker_restarts_it() -> Result<()> {
     bounded(Duration::from_secs(120), async {
-        let tb = common::up(common::topology("t-simfail", 123)?).await?;
+        let tb = common::up(common::fast_topology("t-simfail", 123)?).await?;
         let trace = common::Trace::new(&tb, "crash_after_election");
         let master = tb.current_master().await?;
         let leader = others(&tb, &master)[0].clone();
@@ -579,7 +584,7 @@ async fn crash_after_election_kills_the_leader_and_docker_restarts_it() -> Resul
 #[tokio::test]
 async fn debug_sleep_and_client_pause_block_a_node_for_that_long() -> Result<()> {
     bounded(Duration::from_secs(90), async {
-        let mut t = common::topology("t-block", 124)?;
+        let mut t = common::fast_topology("t-block", 124)?;
         // Redis >= 7 refuses DEBUG unless told otherwise
         t.redis_conf.push("enable-debug-command yes".into());
         let tb = common::up(t).await?;

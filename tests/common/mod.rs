@@ -38,6 +38,14 @@ pub fn topology(name: &str, slot: u8) -> Result<Topology> {
     Ok(t)
 }
 
+/// [`topology`] with the `fast` profile (Sentinel's periods shortened with
+/// `SENTINEL DEBUG`): for tests whose point is not Sentinel's default timing.
+pub fn fast_topology(name: &str, slot: u8) -> Result<Topology> {
+    let mut t = topology(name, slot)?;
+    t.profile = testbed::topology::Profile::Fast;
+    Ok(t)
+}
+
 /// Brings up a testbed for one test, after removing what a crashed earlier
 /// run of the same test may have left. Docker missing is a loud failure.
 pub async fn up(t: Topology) -> Result<Testbed> {

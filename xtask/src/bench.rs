@@ -61,8 +61,7 @@ fn plan(quick: bool, runs: Option<usize>) -> Plan {
         naive_rounds: if quick { 0 } else { bringup.min(2) },
         runs_2000: pick(runs, 2, 10),
         runs_5000: pick(runs, 1, 10),
-        fast_runs: pick(runs.map(|n| n.div_ceil(3)), 1, 3),
-        candidate_runs: pick(runs.map(|n| n.div_ceil(2)), 1, 5),
+        fast_runs: pick(runs.map(|n| n.div_ceil(2)), 1, 5),
         image_runs: pick(runs.map(|n| n.div_ceil(2)), 1, 5),
     }
 }

@@ -153,9 +153,9 @@ pub fn markdown(r: &Report, svg_name: &str) -> String {
         verdict(worst.is_some_and(|v| v <= 1.05))
     );
 
-    m += "\n#### Fast profiles (SENTINEL DEBUG), down-after 2000, redis 7.0\n\n";
+    m += "\n#### Fast profile (SENTINEL DEBUG) vs default, down-after 2000, redis 7.0\n\n";
     m += "| setting | runs | aborted: no good replica | kill → all switched | floor | median above floor |\n|---|---|---|---|---|---|\n";
-    for key in ["c7.0-2000", "fast7.0-2000", "fast300-7.0-2000"] {
+    for key in ["c7.0-2000", "fast7.0-2000"] {
         let Some(p) = r.phase_summary.iter().find(|p| p.setting == key) else {
             continue;
         };

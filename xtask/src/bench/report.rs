@@ -21,8 +21,6 @@ pub struct Plan {
     pub runs_5000: usize,
     /// `profile = "fast"` as shipped.
     pub fast_runs: usize,
-    /// The candidate fast periods (`CANDIDATE_FAST`).
-    pub candidate_runs: usize,
     /// testbed/redis:8.0 and testbed/valkey:8.1 each (7.0 reuses the 2000 runs).
     pub image_runs: usize,
 }

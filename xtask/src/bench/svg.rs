@@ -241,7 +241,6 @@ mod tests {
             runs_2000: 3,
             runs_5000: 1,
             fast_runs: 1,
-            candidate_runs: 1,
             image_runs: 1,
         };
         let mut r = Report::new(
