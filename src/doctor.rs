@@ -24,6 +24,11 @@ const FIX: &str = "or run `cargo xtask doctor --fix`";
 /// Only some tests need them (compose; the external-client scenarios), so
 /// their absence is a warning, not a failure.
 const OPTIONAL: &[&str] = &["docker-compose", "redis-py"];
+/// Whether a failed check only warns (see [`OPTIONAL`]).
+pub fn is_optional(name: &str) -> bool {
+    OPTIONAL.contains(&name)
+}
+
 /// The redis-py of the shipped external client
 /// (`fixtures/clients/requirements.txt` pins the same; a unit test checks).
 pub const REDIS_PY: &str = "8.1.0";

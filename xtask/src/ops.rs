@@ -123,7 +123,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             print!("{}", testbed::doctor::render(&checks));
             let failed: Vec<_> = checks
                 .iter()
-                .filter(|c| !c.ok && c.name != "docker-compose")
+                .filter(|c| !c.ok && !testbed::doctor::is_optional(c.name))
                 .collect();
             anyhow::ensure!(
                 failed.is_empty(),
