@@ -79,13 +79,36 @@ pub fn check(history: &[Op], present: &HashSet<u64>) -> Report {
             }
         }
     }
-    r.unavailable = windows(
-        &ops,
-        |o| o.outcome != Outcome::Ok,
-        |o| o.outcome == Outcome::Ok,
-    );
+    r.unavailable = outages(&ops);
     r.loss_windows = loss_windows(&ops, present);
     r
+}
+
+/// The unavailability windows of `history` (see [`Report::unavailable`]).
+pub fn unavailable(history: &[Op]) -> Vec<Window> {
+    let mut ops: Vec<&Op> = history.iter().collect();
+    ops.sort_by(|a, b| a.invoke_ms.total_cmp(&b.invoke_ms));
+    outages(&ops)
+}
+
+/// When the client recovered from the outage that followed `since_ms` (the
+/// first fault): the end of the first unavailability window that ends at or
+/// after it. `None` while that window is still open (or none opened).
+pub fn recovered_after(unavailable: &[Window], since_ms: f64) -> Option<f64> {
+    unavailable
+        .iter()
+        .find(|w| w.end_ms >= since_ms)
+        .filter(|w| !w.ongoing)
+        .map(|w| w.end_ms)
+}
+
+/// `ops` sorted by invoke time.
+fn outages(ops: &[&Op]) -> Vec<Window> {
+    windows(
+        ops,
+        |o| o.outcome != Outcome::Ok,
+        |o| o.outcome == Outcome::Ok,
+    )
 }
 
 /// Maximal spans of consecutive operations matching `inside`, closed at the

@@ -14,6 +14,7 @@
 //! keys never collide with the built-in workload's (`wl:<name>:<id>` vs
 //! `wl:<id>`).
 
+use crate::checker;
 use crate::error::{Error, Result};
 use crate::testbed::Testbed;
 use crate::timeline::Kind;
@@ -264,31 +265,14 @@ impl ExternalClient {
 }
 
 /// When a client recovered from the outage that followed `since_ms` (the
-/// first fault), from its JSON lines: the completion of its first
-/// acknowledged write started after its first failed write since then — the
-/// checker's definition of an unavailability window. `None` while it has not
-/// failed yet or not recovered yet (a write started just after the fault may
-/// still have reached the old master before the fault acted).
+/// first fault), from the JSON lines it printed so far: the checker's
+/// [`checker::recovered_after`], so the `external-recovered` wait and the
+/// measured recovery agree. `None` while it has not failed yet or not
+/// recovered yet (a write started just after the fault may still have
+/// reached the old master before the fault acted).
 pub fn recovered_after(lines: &[String], since_ms: f64) -> Option<f64> {
-    #[derive(serde::Deserialize)]
-    struct Rec {
-        invoke_ms: f64,
-        complete_ms: f64,
-        outcome: String,
-    }
-    let mut failed_at = None;
-    for r in lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Rec>(l).ok())
-        .filter(|r| r.invoke_ms >= since_ms)
-    {
-        match failed_at {
-            None if r.outcome != "ok" => failed_at = Some(r.invoke_ms),
-            Some(f) if r.outcome == "ok" && r.invoke_ms > f => return Some(r.complete_ms),
-            _ => {}
-        }
-    }
-    None
+    let ops = workload::parse_external("external", &lines.join("\n")).ok()?;
+    checker::recovered_after(&checker::unavailable(&ops), since_ms)
 }
 
 /// The last `n` lines of `s`.

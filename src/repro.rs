@@ -70,14 +70,8 @@ impl ClientMeasurements {
     fn of(check: &checker::Report, fault: Option<f64>) -> ClientMeasurements {
         ClientMeasurements {
             // an outage still open at the end is not a recovery
-            client_recovered_ms: fault.and_then(|f| {
-                check
-                    .unavailable
-                    .iter()
-                    .find(|w| w.end_ms >= f)
-                    .filter(|w| !w.ongoing)
-                    .map(|w| w.end_ms - f)
-            }),
+            client_recovered_ms: fault
+                .and_then(|f| checker::recovered_after(&check.unavailable, f).map(|e| e - f)),
             lost_acknowledged_writes: check.lost.len(),
             refused_writes: check.errors.values().sum(),
             loss_window_ms: check
@@ -217,26 +211,18 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         None => None,
     };
     let final_master = tb.current_master().await.ok();
-    let check_of = |history: &[Op], prefix: String| {
-        let fm = final_master.clone();
-        let tb = &tb;
-        let ids: Vec<u64> = history.iter().map(|o| o.id).collect();
-        async move {
-            let present = match &fm {
-                Some(m) if !ids.is_empty() => {
-                    workload::read_present(tb.redis_addr(m), tb.password(), &prefix, ids).await?
-                }
-                _ => Default::default(),
-            };
-            Ok::<_, crate::Error>(present)
-        }
-    };
-    let present = check_of(&history, workload::KEY_PREFIX.to_string()).await?;
-    let check = checker::check(&history, &present);
+    let fm = final_master.as_ref();
+    let check = checker::check(
+        &history,
+        &present(&tb, fm, workload::KEY_PREFIX, &history).await?,
+    );
     let external = match ext_run {
         Some(run) => {
-            let present = check_of(&run.history, crate::external::key_prefix(&run.name)).await?;
-            let check = checker::check(&run.history, &present);
+            let prefix = crate::external::key_prefix(&run.name);
+            let check = checker::check(
+                &run.history,
+                &present(&tb, fm, &prefix, &run.history).await?,
+            );
             let measurements = ClientMeasurements::of(&check, fault_ms);
             Some(ExternalResult {
                 run,
@@ -293,6 +279,22 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     };
     tb.down().await?;
     Ok(result)
+}
+
+/// Which writes of `history` (keys `<prefix><id>`) the final master has.
+async fn present(
+    tb: &Testbed,
+    final_master: Option<&crate::topology::Node>,
+    prefix: &str,
+    history: &[Op],
+) -> Result<std::collections::HashSet<u64>> {
+    match final_master {
+        Some(m) if !history.is_empty() => {
+            let ids = history.iter().map(|o| o.id);
+            workload::read_present(tb.redis_addr(m), tb.password(), prefix, ids).await
+        }
+        _ => Ok(Default::default()),
+    }
 }
 
 fn target(t: &str) -> Target {
