@@ -2,40 +2,45 @@
 //! redis-sentinel containers on a macvlan segment with a floating VIP moved by
 //! the sentinels' `client-reconfig-script`.
 //!
-//! Entry point: [`Testbed::up`] with a [`Topology`]. See ARCHITECTURE.md.
+//! Entry point: [`Testbed::up`] with a [`Topology`]. The modules are the
+//! layers of ARCHITECTURE.md:
+//!
+//! - [`model`]: pure — topology, names and addresses, rendered configs, the
+//!   fault vocabulary. No I/O.
+//! - [`backend`]: what touches the host — Docker (bollard), the kernel (`ip`,
+//!   `nsenter`, netfilter), Redis connections, images, prerequisites.
+//! - [`testbed`]: a running testbed — bring-up, state, status, teardown.
+//! - [`faults`]: faults as verbs on a running testbed.
+//! - [`observe`]: what happened — the timeline, phases, health, the VIP
+//!   oracle, waits, stable snapshots.
+//! - [`workload`]: clients that write, and the checker that judges them.
+//! - [`scenario`]: scenario files and their runs.
+//! - [`report`]: the bug-report bundle (markdown, JSON, SVG).
 
-pub mod checker;
-pub mod client;
+pub mod backend;
 pub mod compose;
-pub mod containers;
-pub mod docker;
-pub mod doctor;
 pub mod error;
-pub mod external;
 pub mod faults;
-pub mod health;
-pub mod host;
-pub mod image;
-pub mod links;
-pub mod net;
-pub mod netfaults;
-pub mod normalize;
-pub mod phases;
-pub mod progress;
-pub mod render;
+pub mod model;
+pub mod observe;
 pub mod report;
-pub mod repro;
 pub mod scenario;
-pub mod svg;
-pub mod tc;
-pub mod teardown;
 pub mod testbed;
-pub mod timeline;
-pub mod topology;
-pub mod vip;
-pub mod wait;
+pub mod testcontainers;
 pub mod workload;
 
 pub use error::{Error, Result};
+pub use model::topology::{ParseOptions, Topology};
 pub use testbed::{Testbed, UpOptions};
-pub use topology::{ParseOptions, Topology};
+
+// The paths of the flat layout before the layers (0.1), kept so code that
+// imports them keeps building.
+pub use self::testcontainers as tc;
+pub use backend::{client, containers, docker, doctor, host, image, links, progress};
+pub use faults as netfaults;
+pub use model::{net, render, topology};
+pub use observe::{health, normalize, phases, timeline, vip, wait};
+pub use report::svg;
+pub use scenario::run as repro;
+pub use testbed::teardown;
+pub use workload::{checker, external};

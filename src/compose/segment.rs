@@ -3,10 +3,11 @@
 //! state file that lets `cargo xtask status|down --name` find the project.
 
 use super::{testbed_name, topology};
+use crate::backend::links;
 use crate::error::{Error, Result};
-use crate::net::Names;
-use crate::topology::Topology;
-use crate::{links, teardown};
+use crate::model::net::Names;
+use crate::model::topology::Topology;
+use crate::testbed::teardown;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::topology::ParseOptions;
+use crate::model::topology::ParseOptions;
 use std::path::Path;
 
 fn fixture() -> Topology {

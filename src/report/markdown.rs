@@ -2,8 +2,8 @@
 //! GitHub-flavoured markdown (tables, fenced blocks, `<details>`).
 
 use super::{rates, Environment};
-use crate::repro::RunResult;
-use crate::timeline::{self, Event, Kind};
+use crate::observe::timeline::{self, Event, Kind};
+use crate::scenario::run::RunResult;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -437,14 +437,14 @@ fn checker_section(s: &mut String, run: &RunResult) {
             let _ = writeln!(
                 s,
                 "<details><summary>its stderr (last lines)</summary>\n\n```\n{}\n```\n</details>\n",
-                crate::external::tail(&r.stderr, 20)
+                crate::workload::external::tail(&r.stderr, 20)
             );
         }
     }
 }
 
 /// One client's checker findings.
-fn writes(s: &mut String, c: &crate::checker::Report, key: &str, zero: f64) {
+fn writes(s: &mut String, c: &crate::workload::checker::Report, key: &str, zero: f64) {
     let _ = writeln!(s, "{}.\n", c.summary());
     let mut list = |name: &str, v: &[u64]| {
         if !v.is_empty() {

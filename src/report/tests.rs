@@ -1,6 +1,6 @@
 use super::markdown::{ids, measured_range};
 use super::*;
-use crate::svg::tests::{assert_well_formed, sample_run};
+use crate::report::svg::tests::{assert_well_formed, sample_run};
 use std::time::Duration;
 
 fn env() -> Environment {
@@ -179,17 +179,17 @@ fn numeric_measurements_show_as_a_range() {
 /// shown in their own section and lanes, and kept in their own files.
 #[test]
 fn an_external_client_gets_its_section_lanes_and_files() {
-    use crate::repro::{ClientMeasurements, ExternalResult};
+    use crate::scenario::run::{ClientMeasurements, ExternalResult};
     let mut run = sample_run("kill-master-redis-py", false);
     let mut history = run.history.clone();
     for op in &mut history {
         op.process = "redis-py".into();
     }
     let present: std::collections::HashSet<u64> = (0..60).filter(|id| *id != 40).collect();
-    let check = crate::checker::check(&history, &present);
+    let check = crate::workload::checker::check(&history, &present);
     assert_eq!(check.lost, vec![40]);
     run.external = Some(ExternalResult {
-        run: crate::external::ExternalRun {
+        run: crate::workload::external::ExternalRun {
             name: "redis-py".into(),
             command: vec!["python3".into(), "client.py".into()],
             exit: "exit status: 0".into(),
@@ -198,7 +198,7 @@ fn an_external_client_gets_its_section_lanes_and_files() {
             history,
             parse_error: None,
         },
-        measurements: crate::repro::ClientMeasurements {
+        measurements: crate::scenario::run::ClientMeasurements {
             lost_acknowledged_writes: 1,
             ..ClientMeasurements::default()
         },
@@ -219,7 +219,7 @@ fn an_external_client_gets_its_section_lanes_and_files() {
     ] {
         assert!(md.contains(want), "no `{want}` in:\n{md}");
     }
-    let svg = crate::svg::timeline_svg(&run);
+    let svg = crate::report::svg::timeline_svg(&run);
     assert_well_formed(&svg);
     assert!(svg.contains("redis-py: acknowledged, lost (1)"), "{svg}");
 

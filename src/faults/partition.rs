@@ -1,0 +1,483 @@
+//! Network partitions between nodes (symmetric and one-way), isolation and
+//! `heal`; and, in the submodule `process`, the faults that hit one process
+//! of a node only: its sentinel (kill, pause, `SENTINEL SIMULATE-FAILURE`) or
+//! its redis-server (`DEBUG SLEEP`, `CLIENT PAUSE`). Each fault is recorded
+//! on the timeline.
+//!
+//! A cut is a netfilter rule in the network namespace of the node that
+//! *receives* the traffic, added from the host with the host's `iptables`
+//! (`nsenter -t PID -n iptables ...`), so images need no tools. Why netfilter
+//! and not the blackhole routes of platform.md:
+//! - A blackhole route drops packets in the *sender*, which learns it at once:
+//!   `connect()` fails with EINVAL in ~0 ms (measured here). A real partition
+//!   is silent: packets leave and vanish, the sender times out. Dropping in
+//!   the receiver's INPUT chain gives exactly that.
+//! - One-way. A route for b in a drops *every* packet a sends to b, including
+//!   a's replies on connections b opened, so TCP fails both ways and a
+//!   "one-way" cut is, for Redis (all TCP), a symmetric one. Here a one-way
+//!   cut a -> b drops the packets a sends to b's redis and sentinel ports:
+//!   every connection a opens to b hangs (old and new ones), while b's
+//!   connections to a work, because a's replies on them come *from* a's
+//!   service port. That is the asymmetry worth testing: a's sentinel sees b
+//!   down while b's sentinel sees a up.
+//! - Stateless rules (ports, not conntrack): conntrack picks up connections
+//!   that existed before it was enabled mid-stream and may guess their
+//!   direction wrong; long-lived sentinel links are exactly those.
+//!
+//! Invariant: every rule the testbed adds lives in the chain [`CHAIN`] of a
+//! node's namespace, jumped to from INPUT, and matches only on the source
+//! address of another *node* — never the host's shim (`Topology::shim_ip`),
+//! so the host reaches every node whatever is cut. The rules themselves are
+//! the only record of what is in force ([`Testbed::cuts`] reads them back),
+//! so `heal` works from any process, and a node whose redis container was
+//! restarted (a new namespace) simply has no rules.
+
+use crate::backend::host;
+use crate::error::{Error, Result};
+use crate::faults::Target;
+use crate::model::topology::Node;
+use crate::observe::timeline::Kind;
+use crate::testbed::Testbed;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+/// The netfilter chain (table `filter`) that holds every cut of a node.
+pub const CHAIN: &str = "TESTBED-CUT";
+
+/// Which way a partition cuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Nothing passes between the groups, either way.
+    Both,
+    /// `a -> b`: a's connections to b hang; b's connections to a work.
+    OneWay,
+}
+
+/// What a cut in force drops (read back from the rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CutKind {
+    /// Every packet from `from` (one half of a symmetric partition).
+    All,
+    /// The TCP packets `from` sends to `to`'s redis and sentinel ports: the
+    /// connections `from` opens (a one-way cut).
+    Connections,
+}
+
+/// One directional cut in force: traffic from `from` to `to` is dropped in
+/// `to`'s network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cut {
+    pub from: String,
+    pub to: String,
+    pub kind: CutKind,
+}
+
+impl fmt::Display for Cut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            CutKind::All => "all packets",
+            CutKind::Connections => "connections it opens",
+        };
+        write!(f, "{} -x-> {} ({what})", self.from, self.to)
+    }
+}
+
+/// Splits command-line words into the two groups of a partition: `a b -- c`
+/// comes in as `a = [a, b]`, `b = [c]`; each word may hold a comma-separated
+/// list (`--from node1 --to node2,node3`). An empty `b` means "every other
+/// node" (resolved later, see [`Testbed::resolve_groups`]).
+pub fn parse_groups(
+    a: &[String],
+    b: &[String],
+) -> std::result::Result<(Vec<Target>, Vec<Target>), String> {
+    let split = |words: &[String]| -> std::result::Result<Vec<Target>, String> {
+        words
+            .iter()
+            .flat_map(|w| w.split(','))
+            .filter(|w| !w.is_empty())
+            .map(Target::from_str)
+            .collect()
+    };
+    let (a, b) = (split(a)?, split(b)?);
+    if a.is_empty() {
+        return Err("a partition needs at least one node on its first side".into());
+    }
+    Ok((a, b))
+}
+
+/// Parses `iptables -S` output into (source address, kind) of the rules in
+/// [`CHAIN`]; `None` when the chain does not exist.
+pub fn parse_rules(listing: &str) -> Option<Vec<(Ipv4Addr, CutKind)>> {
+    let exists = listing.lines().any(|l| l.trim() == format!("-N {CHAIN}"));
+    if !exists {
+        return None;
+    }
+    let prefix = format!("-A {CHAIN} ");
+    let rules = listing
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let i = words.iter().position(|w| *w == "-s")?;
+            let ip = words.get(i + 1)?.trim_end_matches("/32").parse().ok()?;
+            let kind = if words.contains(&"--dports") {
+                CutKind::Connections
+            } else {
+                CutKind::All
+            };
+            Some((ip, kind))
+        })
+        .collect();
+    Some(rules)
+}
+
+/// The iptables arguments (after `-A|-C CHAIN`) of a cut from `from`.
+fn rule_args(from: Ipv4Addr, kind: CutKind, ports: &str) -> Vec<String> {
+    let mut v = vec!["-s".to_string(), format!("{from}/32")];
+    if kind == CutKind::Connections {
+        v.extend(["-p", "tcp", "-m", "multiport", "--dports", ports].map(String::from));
+    }
+    v.extend(["-j", "DROP"].map(String::from));
+    v
+}
+
+async fn iptables(pid: i64, args: &[&str]) -> Result<String> {
+    if host::which("iptables").is_none() {
+        return Err(Error::Prerequisite {
+            what: "`iptables` is not on PATH (partitions are netfilter rules set from the host)"
+                .into(),
+            hint: "install it: `apt-get install -y iptables`".into(),
+        });
+    }
+    // `-w`: wait for the xtables lock (iptables-legacy); nft ignores it.
+    let mut full = vec!["-w"];
+    full.extend_from_slice(args);
+    host::in_netns(pid, "iptables", &full).await
+}
+
+impl Testbed {
+    pub(crate) fn record_action(&self, verb: &str, detail: impl Into<String>) -> f64 {
+        self.timeline.record(Kind::Action, "testbed", verb, detail)
+    }
+
+    /// Resolves the two groups of a partition to nodes. An empty `b` is every
+    /// node not in `a`. The groups must be disjoint and non-empty.
+    pub async fn resolve_groups(
+        &self,
+        a: &[Target],
+        b: &[Target],
+    ) -> Result<(Vec<Node>, Vec<Node>)> {
+        let mut left: Vec<Node> = Vec::new();
+        for t in a {
+            for n in self.resolve(t).await? {
+                if !left.contains(&n) {
+                    left.push(n);
+                }
+            }
+        }
+        let mut right: Vec<Node> = Vec::new();
+        if b.is_empty() {
+            right.extend(
+                self.topology
+                    .nodes
+                    .iter()
+                    .filter(|n| !left.contains(n))
+                    .cloned(),
+            );
+        }
+        for t in b {
+            for n in self.resolve(t).await? {
+                if !right.contains(&n) {
+                    right.push(n);
+                }
+            }
+        }
+        if let Some(n) = left.iter().find(|n| right.contains(n)) {
+            return Err(Error::State(format!(
+                "{} is on both sides of the partition",
+                n.name
+            )));
+        }
+        if left.is_empty() || right.is_empty() {
+            return Err(Error::State(
+                "a partition needs at least one node on each side".into(),
+            ));
+        }
+        Ok((left, right))
+    }
+
+    /// Cuts group `a` from group `b` (node names, `master` or `replicas`;
+    /// an empty `b` is every other node). `Both`: nothing passes either way.
+    /// `OneWay`: a's connections to b hang, b's connections to a work (see
+    /// the module docs). Cuts add up; [`Testbed::heal`] removes them all.
+    /// Nodes that are down get no rules (their next namespace would not
+    /// have them anyway); the recorded detail says so.
+    pub async fn partition(&self, a: &[&str], b: &[&str], dir: Direction) -> Result<f64> {
+        let parse = |v: &[&str]| -> Result<Vec<Target>> {
+            v.iter()
+                .map(|s| Target::from_str(s).map_err(Error::State))
+                .collect()
+        };
+        let (a, b) = self.resolve_groups(&parse(a)?, &parse(b)?).await?;
+        let names = |v: &[Node]| {
+            v.iter()
+                .map(|n| n.name.clone())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let detail = match dir {
+            Direction::Both => format!("{} | {} (both ways)", names(&a), names(&b)),
+            Direction::OneWay => format!("{} -> {} (one-way)", names(&a), names(&b)),
+        };
+        self.cut(&a, &b, dir, "partition", detail).await
+    }
+
+    /// Cuts `target` from every other node, both ways — but not from the
+    /// host, so a client on the host still reaches (and writes to) it: the
+    /// seed's split-brain situation when the target is the master.
+    pub async fn isolate(&self, target: &Target) -> Result<f64> {
+        let nodes = self.resolve(target).await?;
+        let mut first = None;
+        for n in &nodes {
+            let others: Vec<Node> = self
+                .topology
+                .nodes
+                .iter()
+                .filter(|o| o.name != n.name)
+                .cloned()
+                .collect();
+            let detail = format!(
+                "{} from {} (the host still reaches it)",
+                n.name,
+                others
+                    .iter()
+                    .map(|o| o.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let t = self
+                .cut(
+                    std::slice::from_ref(n),
+                    &others,
+                    Direction::Both,
+                    "isolate",
+                    detail,
+                )
+                .await?;
+            first.get_or_insert(t);
+        }
+        first.ok_or_else(|| Error::State("isolate: the target names no node".into()))
+    }
+
+    async fn cut(
+        &self,
+        a: &[Node],
+        b: &[Node],
+        dir: Direction,
+        verb: &str,
+        detail: String,
+    ) -> Result<f64> {
+        // receiving node -> sources to drop there
+        let mut plan: BTreeMap<String, Vec<(Ipv4Addr, CutKind)>> = BTreeMap::new();
+        for x in a {
+            for y in b {
+                match dir {
+                    Direction::Both => {
+                        plan.entry(y.name.clone())
+                            .or_default()
+                            .push((x.ip, CutKind::All));
+                        plan.entry(x.name.clone())
+                            .or_default()
+                            .push((y.ip, CutKind::All));
+                    }
+                    Direction::OneWay => plan
+                        .entry(y.name.clone())
+                        .or_default()
+                        .push((x.ip, CutKind::Connections)),
+                }
+            }
+        }
+        let mut down = Vec::new();
+        let mut pids = Vec::new();
+        for to in plan.keys() {
+            match self.pid(self.node(to)?).await? {
+                0 => down.push(to.clone()),
+                pid => pids.push((to.clone(), pid)),
+            }
+        }
+        let detail = if down.is_empty() {
+            detail
+        } else {
+            format!("{detail}; down, so no rules in: {}", down.join(","))
+        };
+        let t = self.record_action(verb, detail);
+        let ports = format!(
+            "{},{}",
+            self.topology.redis_port, self.topology.sentinel_port
+        );
+        for (to, pid) in pids {
+            let listing = iptables(pid, &["-S"]).await?;
+            let present = match parse_rules(&listing) {
+                Some(r) => r,
+                None => {
+                    iptables(pid, &["-N", CHAIN]).await?;
+                    Vec::new()
+                }
+            };
+            let jump = format!("-A INPUT -j {CHAIN}");
+            if !listing.lines().any(|l| l.trim() == jump) {
+                iptables(pid, &["-I", "INPUT", "1", "-j", CHAIN]).await?;
+            }
+            for &(from, kind) in &plan[&to] {
+                if present.contains(&(from, kind)) {
+                    continue;
+                }
+                let mut args = vec!["-A".to_string(), CHAIN.to_string()];
+                args.extend(rule_args(from, kind, &ports));
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                iptables(pid, &refs).await?;
+            }
+        }
+        Ok(t)
+    }
+
+    /// Every cut in force, read from the running nodes' namespaces.
+    pub async fn cuts(&self) -> Result<Vec<Cut>> {
+        let mut out = Vec::new();
+        for n in &self.topology.nodes {
+            let pid = self.pid(n).await?;
+            if pid == 0 {
+                continue;
+            }
+            let listing = match iptables(pid, &["-S"]).await {
+                Ok(l) => l,
+                // the node went away between the two calls: nothing in force
+                Err(_) if self.pid(n).await? != pid => continue,
+                Err(e) => return Err(e),
+            };
+            for (ip, kind) in parse_rules(&listing).unwrap_or_default() {
+                let from = self
+                    .topology
+                    .node_by_ip(ip)
+                    .map_or_else(|| ip.to_string(), |n| n.name.clone());
+                out.push(Cut {
+                    from,
+                    to: n.name.clone(),
+                    kind,
+                });
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes every cut in every running node (idempotent: nodes without
+    /// rules, down, or restarted into a new namespace are skipped). Returns
+    /// the action's time; the recorded detail lists what was removed.
+    pub async fn heal(&self) -> Result<f64> {
+        let before = self.cuts().await?;
+        let detail = if before.is_empty() {
+            "nothing was cut".to_string()
+        } else {
+            before
+                .iter()
+                .map(Cut::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let t = self.record_action("heal", detail);
+        for n in &self.topology.nodes {
+            let pid = self.pid(n).await?;
+            if pid == 0 {
+                continue;
+            }
+            let r = async {
+                let listing = iptables(pid, &["-S"]).await?;
+                if listing
+                    .lines()
+                    .any(|l| l.trim() == format!("-A INPUT -j {CHAIN}"))
+                {
+                    iptables(pid, &["-D", "INPUT", "-j", CHAIN]).await?;
+                }
+                if parse_rules(&listing).is_some() {
+                    iptables(pid, &["-F", CHAIN]).await?;
+                    iptables(pid, &["-X", CHAIN]).await?;
+                }
+                Ok::<_, Error>(())
+            }
+            .await;
+            match r {
+                Err(_) if self.pid(n).await? != pid => continue,
+                r => r?,
+            }
+        }
+        Ok(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn groups_from_words_and_commas() {
+        let (a, b) = parse_groups(&words("node1 node2"), &words("node3")).unwrap();
+        assert_eq!(
+            a,
+            vec![Target::Node("node1".into()), Target::Node("node2".into())]
+        );
+        assert_eq!(b, vec![Target::Node("node3".into())]);
+        let (a, b) = parse_groups(&words("master"), &words("node2,node3")).unwrap();
+        assert_eq!(a, vec![Target::Master]);
+        assert_eq!(b.len(), 2);
+        let (_, b) = parse_groups(&words("replicas"), &[]).unwrap();
+        assert!(b.is_empty(), "empty second group = the rest");
+        assert!(parse_groups(&[], &words("node1")).is_err());
+    }
+
+    #[test]
+    fn rules_read_back_from_iptables_listing() {
+        let listing = "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-N TESTBED-CUT\n\
+             -A INPUT -j TESTBED-CUT\n\
+             -A TESTBED-CUT -s 198.18.139.12/32 -j DROP\n\
+             -A TESTBED-CUT -s 198.18.139.13/32 -p tcp -m multiport --dports 6379,26379 -j DROP\n";
+        assert_eq!(
+            parse_rules(listing).unwrap(),
+            vec![
+                ("198.18.139.12".parse().unwrap(), CutKind::All),
+                ("198.18.139.13".parse().unwrap(), CutKind::Connections)
+            ]
+        );
+        assert_eq!(parse_rules("-P INPUT ACCEPT\n"), None);
+        assert_eq!(parse_rules("-N TESTBED-CUT\n"), Some(vec![]));
+    }
+
+    #[test]
+    fn rule_args_match_what_iptables_lists() {
+        // `-A CHAIN` + these args is exactly the line `iptables -S` prints,
+        // which is what `parse_rules` reads back.
+        let ip = "198.18.0.12".parse().unwrap();
+        let line = format!(
+            "-A {CHAIN} {}",
+            rule_args(ip, CutKind::Connections, "6379,26379").join(" ")
+        );
+        assert_eq!(
+            line,
+            "-A TESTBED-CUT -s 198.18.0.12/32 -p tcp -m multiport --dports 6379,26379 -j DROP"
+        );
+        assert_eq!(
+            parse_rules(&format!("-N {CHAIN}\n{line}\n")).unwrap(),
+            vec![(ip, CutKind::Connections)]
+        );
+        assert_eq!(
+            rule_args(ip, CutKind::All, "1,2").join(" "),
+            "-s 198.18.0.12/32 -j DROP"
+        );
+    }
+}

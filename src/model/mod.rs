@@ -1,0 +1,7 @@
+//! The pure model: what a testbed is made of and how its parts are named and
+//! configured. Nothing here touches the host; everything is unit-tested in
+//! milliseconds.
+
+pub mod net;
+pub mod render;
+pub mod topology;

@@ -1,0 +1,382 @@
+//! The bundle a scenario run leaves behind: `report.md` (ready to paste into
+//! a GitHub issue), `report.json` (every run), and per run the history, the
+//! timeline (JSON, text, SVG), INFO/ROLE snapshots, configs and logs.
+//!
+//! Invariant: rendering is pure (the markdown is a function of the runs, the
+//! environment and the re-run command); only [`environment`] asks the host
+//! and the engine, and only [`write_bundle`] writes files.
+
+use crate::error::{Error, Result};
+use crate::observe::timeline;
+use crate::scenario::run::RunResult;
+use bollard::Docker;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+mod markdown;
+pub mod svg;
+pub use markdown::render_markdown;
+
+/// Where and with what a run happened.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Environment {
+    pub docker_version: String,
+    pub docker_api: String,
+    pub kernel: String,
+    pub os: String,
+    /// Crate version and, when known, the git commit (`+dirty` with
+    /// uncommitted changes).
+    pub testbed_version: String,
+    pub image_name: String,
+    pub image_id: String,
+    /// The image's labels (the offline images carry their package versions).
+    pub image_labels: BTreeMap<String, String>,
+    /// `package=version` from the image's labels, if it has them.
+    pub packages: Vec<String>,
+    /// `redis 8.0.2`, `valkey 8.1.1`.
+    pub server_version: Option<String>,
+    /// When the report was made (UTC, ISO 8601).
+    pub date_utc: String,
+}
+
+/// Asks the engine and git; what cannot be found is `unknown`, never an error.
+pub async fn environment(docker: &Docker, run: &RunResult) -> Environment {
+    let unknown = || "unknown".to_string();
+    let (mut docker_version, mut docker_api, mut kernel, mut os) =
+        (unknown(), unknown(), unknown(), unknown());
+    if let Ok(v) = docker.version().await {
+        docker_version = v.version.unwrap_or_else(unknown);
+        docker_api = v.api_version.unwrap_or_else(unknown);
+        kernel = v.kernel_version.unwrap_or_else(unknown);
+        os = format!(
+            "{}/{}",
+            v.os.unwrap_or_else(unknown),
+            v.arch.unwrap_or_else(unknown)
+        );
+    }
+    if let Ok(i) = docker.info().await {
+        if let Some(name) = i.operating_system {
+            os = format!("{name} ({os})");
+        }
+    }
+    let image_name = run
+        .image
+        .as_ref()
+        .map_or_else(|| run.topology.image.clone(), |i| i.name.clone());
+    let (image_id, image_labels) = match &run.image {
+        Some(i) => (i.id.clone(), i.labels.clone()),
+        None => (unknown(), BTreeMap::new()),
+    };
+    let packages = image_labels
+        .iter()
+        .find(|(k, _)| k.ends_with(".packages"))
+        .map(|(_, v)| v.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let product = crate::backend::image::spec(&image_name).map_or_else(
+        || {
+            if image_name.contains("valkey") {
+                "valkey"
+            } else {
+                "redis"
+            }
+        },
+        |s| s.product,
+    );
+    Environment {
+        docker_version,
+        docker_api,
+        kernel,
+        os,
+        testbed_version: testbed_version().await,
+        image_name,
+        image_id,
+        image_labels,
+        packages,
+        server_version: run
+            .server_version
+            .as_ref()
+            .map(|v| format!("{product} {v}")),
+        date_utc: utc_iso(SystemTime::now()),
+    }
+}
+
+async fn testbed_version() -> String {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let mut v = env!("CARGO_PKG_VERSION").to_string();
+    if let Ok(c) =
+        crate::backend::host::run_async("git", &["-C", dir, "rev-parse", "--short", "HEAD"]).await
+    {
+        v += &format!(" @ {}", c.trim());
+        if let Ok(s) = crate::backend::host::run_async(
+            "git",
+            &["-C", dir, "status", "--porcelain", "--untracked-files=no"],
+        )
+        .await
+        {
+            if !s.trim().is_empty() {
+                v += "+dirty";
+            }
+        }
+    }
+    v
+}
+
+/// `YYYYMMDDTHHMMSSZ` (for directory names).
+pub fn utc_compact(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s) = utc_parts(t);
+    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn utc_iso(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s) = utc_parts(t);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+fn utc_parts(t: SystemTime) -> (i64, u32, u32, u64, u64, u64) {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// How often one expectation failed over the runs.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Rate {
+    pub expectation: String,
+    pub failed: usize,
+    pub runs: usize,
+    /// What was measured, run by run.
+    pub measured: Vec<String>,
+}
+
+impl Rate {
+    /// `expectation `failovers = 1` failed in 2/20 runs`.
+    pub fn line(&self) -> String {
+        format!(
+            "expectation `{}` failed in {}/{} runs",
+            self.expectation, self.failed, self.runs
+        )
+    }
+}
+
+/// Failure rates per expectation, in the scenario's order.
+pub fn rates(runs: &[RunResult]) -> Vec<Rate> {
+    let mut out: Vec<Rate> = Vec::new();
+    for r in runs {
+        for v in &r.verdicts {
+            let i = match out.iter().position(|x| x.expectation == v.expectation) {
+                Some(i) => i,
+                None => {
+                    out.push(Rate {
+                        expectation: v.expectation.clone(),
+                        failed: 0,
+                        runs: 0,
+                        measured: Vec::new(),
+                    });
+                    out.len() - 1
+                }
+            };
+            out[i].runs += 1;
+            out[i].failed += usize::from(!v.pass);
+            out[i].measured.push(v.measured.clone());
+        }
+    }
+    out
+}
+
+/// A file name from any text: letters, digits, `-`, `_`, `.`; the rest `-`.
+pub fn safe_name(s: &str) -> String {
+    let mut o = String::new();
+    for c in s.chars() {
+        let c = if c.is_ascii_alphanumeric() || matches!(c, '_' | '.') {
+            c
+        } else {
+            '-'
+        };
+        if !(c == '-' && o.ends_with('-')) {
+            o.push(c);
+        }
+    }
+    let o = o
+        .trim_start_matches(['.', '-'])
+        .trim_end_matches('-')
+        .to_string();
+    if o.is_empty() {
+        "_".into()
+    } else {
+        o
+    }
+}
+
+/// `node1/redis.conf (rendered)` -> `node1-redis.rendered.conf`.
+pub fn config_file_name(key: &str) -> String {
+    let (path, tag) = match key.split_once(" (") {
+        Some((p, t)) => (p, Some(t.trim_end_matches(')'))),
+        None => (key, None),
+    };
+    let (stem, ext) = path.rsplit_once('.').unwrap_or((path, ""));
+    let mut name = safe_name(stem);
+    if let Some(t) = tag {
+        name = format!("{name}.{}", safe_name(t));
+    }
+    if !ext.is_empty() {
+        name = format!("{name}.{}", safe_name(ext));
+    }
+    name
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    scenario: &'a str,
+    passed: bool,
+    rates: Vec<Rate>,
+    run_errors: &'a [String],
+    environment: &'a Environment,
+    rerun_command: &'a str,
+    runs: &'a [RunResult],
+}
+
+/// Writes the bundle into `dir` (created); returns the path of report.md.
+pub fn write_bundle(
+    dir: &Path,
+    runs: &[RunResult],
+    env: &Environment,
+    rerun_command: &str,
+) -> Result<PathBuf> {
+    write_bundle_with_errors(dir, runs, &[], env, rerun_command)
+}
+
+/// Like [`write_bundle`], also naming runs that did not complete.
+pub fn write_bundle_with_errors(
+    dir: &Path,
+    runs: &[RunResult],
+    run_errors: &[String],
+    env: &Environment,
+    rerun_command: &str,
+) -> Result<PathBuf> {
+    let first = runs
+        .first()
+        .ok_or_else(|| Error::State("no run completed: nothing to report".into()))?;
+    let write = |p: PathBuf, text: &str| -> Result<()> {
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+    };
+    let md = dir.join("report.md");
+    write(
+        md.clone(),
+        &render_markdown(runs, run_errors, env, rerun_command),
+    )?;
+    let json = JsonReport {
+        scenario: &first.scenario,
+        passed: run_errors.is_empty() && runs.iter().all(RunResult::passed),
+        rates: rates(runs),
+        run_errors,
+        environment: env,
+        rerun_command,
+        runs,
+    };
+    write(
+        dir.join("report.json"),
+        &serde_json::to_string_pretty(&json).expect("a report serialises"),
+    )?;
+    for (i, r) in runs.iter().enumerate() {
+        write_run(&dir.join(format!("run-{}", i + 1)), r, &write)?;
+    }
+    Ok(md)
+}
+
+fn write_run(d: &Path, r: &RunResult, write: &dyn Fn(PathBuf, &str) -> Result<()>) -> Result<()> {
+    let history: String = r
+        .history
+        .iter()
+        .map(|o| serde_json::to_string(o).expect("an op serialises") + "\n")
+        .collect();
+    write(d.join("history.jsonl"), &history)?;
+    if let Some(x) = &r.external {
+        let name = safe_name(&x.run.name);
+        let history: String = x
+            .run
+            .history
+            .iter()
+            .map(|o| serde_json::to_string(o).expect("an op serialises") + "\n")
+            .collect();
+        write(d.join(format!("history-{name}.jsonl")), &history)?;
+        write(
+            d.join("logs").join(format!("{name}.stderr.log")),
+            &x.run.stderr,
+        )?;
+    }
+    write(
+        d.join("timeline.json"),
+        &serde_json::to_string_pretty(&r.timeline).expect("events serialise"),
+    )?;
+    let zero = r.measurements.fault_ms.unwrap_or(0.0);
+    write(
+        d.join("timeline.txt"),
+        &timeline::render_table(&r.timeline, zero),
+    )?;
+    let svg = crate::report::svg::timeline_svg(r);
+    write(d.join("timeline.svg"), &svg)?;
+    // A PNG for issue trackers that take no SVG, when a converter is at hand.
+    if crate::backend::host::which("rsvg-convert").is_some() {
+        let (svg_p, png_p) = (d.join("timeline.svg"), d.join("timeline.png"));
+        let args = [
+            "-b",
+            "white",
+            "-o",
+            &png_p.to_string_lossy(),
+            &svg_p.to_string_lossy(),
+        ]
+        .map(|s| s.to_string());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        if let Err(e) = crate::backend::host::run("rsvg-convert", &refs) {
+            tracing::warn!("timeline.png not made: {e}");
+        }
+    }
+    for (node, cmds) in &r.snapshots {
+        let text: String = cmds
+            .iter()
+            .map(|(c, t)| format!("# {c}\n\n{}\n\n", t.trim_end()))
+            .collect();
+        write(
+            d.join("snapshots").join(format!("{}.txt", safe_name(node))),
+            &text,
+        )?;
+    }
+    let mut used = BTreeSet::new();
+    for (key, text) in &r.configs {
+        let mut name = config_file_name(key);
+        let mut k = 2;
+        while !used.insert(name.clone()) {
+            name = format!("{}-{k}", config_file_name(key));
+            k += 1;
+        }
+        write(d.join("configs").join(name), text)?;
+    }
+    for (container, text) in &r.logs {
+        write(
+            d.join("logs").join(format!("{}.log", safe_name(container))),
+            text,
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

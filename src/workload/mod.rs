@@ -1,0 +1,352 @@
+//! A small Jepsen-style write workload: clients write unique keys at a set
+//! rate through a chosen path (the VIP, a sentinel-aware client, a fixed
+//! node, or an external command) and record every operation with its invoke
+//! and complete time and its outcome.
+//!
+//! Invariant: every operation gets a unique id, and an operation whose outcome
+//! is not known (a timeout) is recorded as `Unknown`, never as failed.
+
+pub mod checker;
+pub mod external;
+
+use crate::backend::client;
+use crate::observe::timeline::Timeline;
+use crate::testbed::Testbed;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddrV4;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How the client reaches the master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientPath {
+    /// A plain connection to the VIP (what the first seed's clients do).
+    Vip,
+    /// redis-rs's sentinel client: resolve the master through the sentinels,
+    /// re-resolve after an error (what the second seed's redis-py does).
+    Sentinel,
+    /// A fixed node, by name (`node1`) — or `master`: the initial master.
+    Node(String),
+}
+
+/// The outcome of one operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Outcome {
+    /// Acknowledged by a server.
+    Ok,
+    /// Refused: the write certainly did not happen (READONLY, NOREPLICAS,
+    /// connection refused, ...). `kind` is the error's first word.
+    Error { kind: String, message: String },
+    /// No answer in time: it may or may not have happened.
+    Unknown,
+}
+
+/// One operation of the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    pub id: u64,
+    pub process: String,
+    /// Timeline ms.
+    pub invoke_ms: f64,
+    pub complete_ms: f64,
+    pub outcome: Outcome,
+}
+
+/// What to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkloadSpec {
+    pub path: ClientPath,
+    /// Writes per second (per client).
+    pub rate: u32,
+    /// An operation without an answer after this long is `Unknown`.
+    pub timeout_ms: u64,
+}
+
+impl Default for WorkloadSpec {
+    fn default() -> Self {
+        WorkloadSpec {
+            path: ClientPath::Vip,
+            rate: 50,
+            timeout_ms: 500,
+        }
+    }
+}
+
+/// The prefix of the built-in workload's keys (an external client's are
+/// `wl:<name>:`, see [`crate::workload::external::key_prefix`]).
+pub const KEY_PREFIX: &str = "wl:";
+
+/// The key an operation of the built-in workload writes.
+pub fn key(id: u64) -> String {
+    format!("{KEY_PREFIX}{id}")
+}
+
+/// A running workload.
+pub struct Workload {
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<Vec<Op>>,
+}
+
+impl Workload {
+    /// Starts writing now.
+    pub fn start(tb: &Testbed, spec: &WorkloadSpec) -> crate::Result<Workload> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let target = Target::new(tb, &spec.path)?;
+        let task = tokio::spawn(run(target, spec.clone(), tb.timeline.clone(), stop.clone()));
+        Ok(Workload { stop, task })
+    }
+
+    /// Stops and returns the history.
+    pub async fn stop(self) -> crate::Result<Vec<Op>> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task
+            .await
+            .map_err(|e| crate::Error::State(format!("the workload task failed: {e}")))
+    }
+}
+
+enum Target {
+    Fixed(SocketAddrV4, Option<String>),
+    Sentinel(Box<redis::sentinel::SentinelClient>),
+}
+
+impl Target {
+    fn new(tb: &Testbed, path: &ClientPath) -> crate::Result<Target> {
+        let pw = tb.password().map(str::to_string);
+        Ok(match path {
+            ClientPath::Vip => Target::Fixed(tb.vip_addr(), pw),
+            ClientPath::Node(n) if n == "master" => {
+                Target::Fixed(tb.redis_addr(tb.topology.initial_master()), pw)
+            }
+            ClientPath::Node(n) => Target::Fixed(tb.redis_addr(tb.node(n)?), pw),
+            ClientPath::Sentinel => Target::Sentinel(Box::new(sentinel_client(tb)?)),
+        })
+    }
+}
+
+/// A sentinel-aware client for the testbed. Like the seed's redis-py client
+/// (`socket_timeout=1`), it bounds its sockets: without that, a sentinel
+/// whose host vanished (black-holed, not refused) stalls every lookup,
+/// because redis-rs takes the sentinels' answers in the configured order.
+pub fn sentinel_client(tb: &Testbed) -> crate::Result<redis::sentinel::SentinelClient> {
+    use redis::IntoConnectionInfo;
+    let t = &tb.topology;
+    let tcp = redis::io::tcp::TcpSettings::default().set_user_timeout(Duration::from_millis(500));
+    let mut infos = Vec::new();
+    for n in &t.nodes {
+        let addr = tb.sentinel_addr(n);
+        let info = client::url(addr, None)
+            .into_connection_info()
+            .map_err(|e| crate::Error::redis(addr, "sentinel url", e))?
+            .set_tcp_settings(tcp.clone());
+        infos.push(info);
+    }
+    let mut node = redis::sentinel::SentinelNodeConnectionInfo::default().set_tcp_settings(tcp);
+    if let Some(p) = tb.password() {
+        node =
+            node.set_redis_connection_info(redis::RedisConnectionInfo::default().set_password(p));
+    }
+    redis::sentinel::SentinelClient::build(
+        infos,
+        t.master_name.clone(),
+        Some(node),
+        redis::sentinel::SentinelServerType::Master,
+    )
+    .map_err(|e| crate::Error::redis(tb.sentinel_addr(&t.nodes[0]), "sentinel client", e))
+}
+
+async fn run(
+    mut target: Target,
+    spec: WorkloadSpec,
+    tl: Timeline,
+    stop: Arc<AtomicBool>,
+) -> Vec<Op> {
+    let period = Duration::from_secs_f64(1.0 / f64::from(spec.rate.max(1)));
+    let timeout = Duration::from_millis(spec.timeout_ms);
+    let mut conn: Option<redis::aio::MultiplexedConnection> = None;
+    let mut ops = Vec::new();
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut id = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        id += 1;
+        let invoke_ms = tl.now_ms();
+        // Until the command is sent, a failure means it certainly did not
+        // happen (no connection, no master known): refused, not unknown.
+        let mut sent = false;
+        let result = tokio::time::timeout(timeout, async {
+            if conn.is_none() {
+                conn = Some(match &mut target {
+                    Target::Fixed(addr, pw) => client::connect(*addr, pw.as_deref())
+                        .await
+                        .map_err(redis_error_of)?,
+                    Target::Sentinel(sc) => sc.get_async_connection().await?,
+                });
+            }
+            let c = conn.as_mut().expect("just set");
+            sent = true;
+            redis::cmd("SET")
+                .arg(key(id))
+                .arg(id)
+                .query_async::<()>(c)
+                .await
+        })
+        .await;
+        let outcome = match result {
+            Ok(Ok(())) => Outcome::Ok,
+            Ok(Err(e)) if !sent => {
+                conn = None;
+                not_sent(&e)
+            }
+            Ok(Err(e)) => {
+                conn = None;
+                classify(&e)
+            }
+            Err(_) if !sent => {
+                conn = None;
+                Outcome::Error {
+                    kind: "CONNECT-TIMEOUT".into(),
+                    message: format!("no connection within {} ms", spec.timeout_ms),
+                }
+            }
+            Err(_) => {
+                conn = None;
+                Outcome::Unknown
+            }
+        };
+        ops.push(Op {
+            id,
+            process: "client".into(),
+            invoke_ms,
+            complete_ms: tl.now_ms(),
+            outcome,
+        });
+    }
+    ops
+}
+
+fn redis_error_of(e: crate::Error) -> redis::RedisError {
+    match e {
+        crate::Error::Redis { error, .. } => error,
+        other => redis::RedisError::from(std::io::Error::other(other.to_string())),
+    }
+}
+
+/// An error before the command was sent: the write did not happen.
+fn not_sent(e: &redis::RedisError) -> Outcome {
+    let kind = match e.code() {
+        Some(c) => c.to_string(),
+        None if e.is_connection_refusal() => "CONNREFUSED".into(),
+        None => "CONNECT".into(),
+    };
+    Outcome::Error {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+/// Sorts an error into refused (the write did not happen) or unknown.
+fn classify(e: &redis::RedisError) -> Outcome {
+    if e.is_timeout() {
+        return Outcome::Unknown;
+    }
+    // A connection dropped mid-request may have delivered the write.
+    if e.is_connection_dropped() && !e.is_connection_refusal() {
+        return Outcome::Unknown;
+    }
+    let kind = e.code().map(str::to_string).unwrap_or_else(|| {
+        if e.is_connection_refusal() {
+            "CONNREFUSED".into()
+        } else {
+            "IO".into()
+        }
+    });
+    Outcome::Error {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+/// Reads an external client's history: one JSON object per line with
+/// `id`, `invoke_ms`, `complete_ms`, `outcome` ("ok" | "error" | "unknown")
+/// and an optional `error`. Lets any client library be tested the same way.
+pub fn parse_external(process: &str, text: &str) -> crate::Result<Vec<Op>> {
+    #[derive(Deserialize)]
+    struct Line {
+        id: u64,
+        invoke_ms: f64,
+        complete_ms: f64,
+        outcome: String,
+        #[serde(default)]
+        error: Option<String>,
+    }
+    let mut ops = Vec::new();
+    for (i, l) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let v: Line = serde_json::from_str(l).map_err(|e| crate::Error::Input {
+            at: format!("{process}: line {}:{}", i + 1, e.column()),
+            message: format!("not an operation record: {e}"),
+            hint: Some("print one JSON object per line: {\"id\":1,\"invoke_ms\":..,\"complete_ms\":..,\"outcome\":\"ok\"}".into()),
+        })?;
+        let outcome = match v.outcome.as_str() {
+            "ok" => Outcome::Ok,
+            "unknown" | "timeout" => Outcome::Unknown,
+            _ => {
+                let message = v.error.unwrap_or_default();
+                let kind = message
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("ERR")
+                    .to_string();
+                Outcome::Error { kind, message }
+            }
+        };
+        ops.push(Op {
+            id: v.id,
+            process: process.to_string(),
+            invoke_ms: v.invoke_ms,
+            complete_ms: v.complete_ms,
+            outcome,
+        });
+    }
+    Ok(ops)
+}
+
+/// Which of `ids` (keys `<prefix><id>`) exist on `addr` (the final master),
+/// read in batches.
+pub async fn read_present(
+    addr: SocketAddrV4,
+    password: Option<&str>,
+    prefix: &str,
+    ids: impl IntoIterator<Item = u64>,
+) -> crate::Result<std::collections::HashSet<u64>> {
+    let ids: Vec<u64> = ids.into_iter().collect();
+    let mut c = client::connect(addr, password).await?;
+    let mut present = std::collections::HashSet::new();
+    for chunk in ids.chunks(500) {
+        let mut cmd = redis::cmd("MGET");
+        for id in chunk {
+            cmd.arg(format!("{prefix}{id}"));
+        }
+        let vals: Vec<Option<String>> = cmd
+            .query_async(&mut c)
+            .await
+            .map_err(|e| crate::Error::redis(addr, "MGET", e))?;
+        present.extend(
+            chunk
+                .iter()
+                .zip(vals)
+                .filter(|(_, v)| v.is_some())
+                .map(|(id, _)| *id),
+        );
+    }
+    Ok(present)
+}
