@@ -23,11 +23,13 @@ pub enum Error {
     Prerequisite { what: String, hint: String },
 
     /// The Docker engine refused or failed an operation.
-    // The cause is part of the message (not a `#[source]`), so `{:#}`
-    // chains do not print it twice.
+    // The cause is both in the message (so `{}` alone says what happened)
+    // and the `source()` (so callers can match on it); `report` prints a
+    // chain without repeating it.
     #[error("docker: {context}: {error}")]
     Docker {
         context: String,
+        #[source]
         error: bollard::errors::Error,
     },
 
@@ -36,6 +38,7 @@ pub enum Error {
     Redis {
         addr: String,
         context: String,
+        #[source]
         error: redis::RedisError,
     },
 
@@ -68,8 +71,14 @@ pub enum Error {
     #[error("{}: {error}", .path.display())]
     Io {
         path: PathBuf,
+        #[source]
         error: std::io::Error,
     },
+
+    /// The run was interrupted (Ctrl-C, SIGTERM) and stopped at this step;
+    /// what it had made is being removed.
+    #[error("interrupted ({signal}) during {during}")]
+    Interrupted { signal: String, during: String },
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {
@@ -80,6 +89,23 @@ fn hint_suffix(hint: &Option<String>) -> String {
 }
 
 impl Error {
+    /// An input error at byte `offset` of `text` (a file's contents): the
+    /// location becomes `file:line:col`.
+    pub fn at(
+        file: impl std::fmt::Display,
+        text: &str,
+        offset: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Self {
+        let (line, col) = line_col(text, offset);
+        Error::Input {
+            at: format!("{file}:{line}:{col}"),
+            message: message.into(),
+            hint,
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
@@ -115,5 +141,71 @@ impl Error {
             command: command.into(),
             detail: detail.into(),
         }
+    }
+}
+
+/// The 1-based line and column (in characters) of byte `offset` of `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
+        + 1;
+    (line, col)
+}
+
+/// An error and its sources as one line, each cause once: a source whose
+/// text the previous message already contains is not repeated (the
+/// library's messages carry their cause; `source()` returns it too).
+pub fn report(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut last = out.clone();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !last.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        last = text;
+        cur = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_become_lines_and_columns() {
+        let text = "a = 1\nbé = 2\n";
+        assert_eq!(line_col(text, 0), (1, 1));
+        assert_eq!(line_col(text, 6), (2, 1));
+        // columns count characters, not bytes
+        assert_eq!(line_col(text, 10), (2, 4));
+        assert_eq!(line_col(text, 999), (3, 1));
+        let e = Error::at("f.toml", text, 6, "bad", Some("fix it".into()));
+        assert_eq!(e.to_string(), "f.toml:2:1: bad\n  hint: fix it");
+    }
+
+    #[test]
+    fn the_cause_is_a_source_and_printed_once() {
+        let io = std::io::Error::other("disk on fire");
+        let e = Error::io("/x", io);
+        let src = std::error::Error::source(&e).expect("a source");
+        assert_eq!(src.to_string(), "disk on fire");
+        assert!(src.downcast_ref::<std::io::Error>().is_some());
+        assert_eq!(report(&e), "/x: disk on fire");
+        // a wrapper that does not repeat its cause gets it appended
+        #[derive(Debug, thiserror::Error)]
+        #[error("reading the report")]
+        struct Outer(#[source] Error);
+        assert_eq!(report(&Outer(e)), "reading the report: /x: disk on fire");
     }
 }

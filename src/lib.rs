@@ -27,6 +27,7 @@ pub mod report;
 pub mod scenario;
 pub mod testbed;
 pub mod testcontainers;
+pub mod utc;
 pub mod workload;
 
 pub use error::{Error, Result};

@@ -6,8 +6,8 @@
 //! static IPs on a macvlan network, no `container:` network mode); it serves
 //! where one server is enough.
 
-use testcontainers::core::{ContainerPort, WaitFor};
-use testcontainers::Image;
+use ::testcontainers::core::{ContainerPort, WaitFor};
+use ::testcontainers::Image;
 
 /// The port the server listens on inside the container.
 pub const PORT: ContainerPort = ContainerPort::Tcp(6379);
@@ -23,7 +23,8 @@ impl ServerImage {
     /// `image` as `name:tag`, e.g. `testbed/redis:8.0` (build it first with
     /// `cargo xtask image`).
     pub fn new(image: &str) -> ServerImage {
-        let (name, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+        // the one reference parser: `host:5000/img` has no tag
+        let (name, tag) = crate::backend::image::split_reference(image);
         ServerImage {
             name: name.into(),
             tag: tag.into(),
@@ -62,5 +63,18 @@ impl Image for ServerImage {
 
     fn expose_ports(&self) -> &[ContainerPort] {
         &[PORT]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_port_is_not_a_tag() {
+        let i = ServerImage::new("registry.local:5000/redis");
+        assert_eq!((i.name(), i.tag()), ("registry.local:5000/redis", "latest"));
+        let i = ServerImage::new("testbed/valkey:8.1");
+        assert_eq!((i.name(), i.tag()), ("testbed/valkey", "8.1"));
     }
 }

@@ -94,7 +94,7 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        teardown::unregister(&self.name);
+        testbed::testbed::interrupt::unregister(&self.name);
         if self.armed {
             if let Err(e) = self.remove() {
                 eprintln!(
@@ -150,9 +150,9 @@ async fn docker_compose_up_gives_the_same_testbed_which_fails_over_and_down_leav
     project
         .remove()
         .context("removing leftovers of an earlier run")?;
-    teardown::register(&ct.name, state_root.clone());
+    testbed::testbed::interrupt::register(&ct.name, state_root.clone());
 
-    let segment = compose::segment_up(&t, None, &state_root)?;
+    let segment = compose::segment_up(&t, None, &state_root).await?;
     ensure!(segment.parent == names.parent, "{segment:?}");
 
     let start = Instant::now();
@@ -292,8 +292,16 @@ async fn docker_compose_up_gives_the_same_testbed_which_fails_over_and_down_leav
     );
     let nets = teardown::networks(&docker, Some(&ct.name)).await?;
     ensure!(nets.is_empty(), "networks left: {nets:?}");
-    if links::owned_links()?.iter().any(|l| l.testbed == ct.name) {
-        bail!("links of {} left: {:?}", ct.name, links::owned_links()?);
+    if links::owned_links()
+        .await?
+        .iter()
+        .any(|l| l.testbed == ct.name)
+    {
+        bail!(
+            "links of {} left: {:?}",
+            ct.name,
+            links::owned_links().await?
+        );
     }
     for l in [&names.parent, &names.parent_peer, &names.shim] {
         ensure!(

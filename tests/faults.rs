@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testbed::client;
 use testbed::faults::Target;
-use testbed::netfaults::{Cut, CutKind, Direction, PauseMode, SimulateFailure};
+use testbed::faults::{Direction, Partition, PartitionKind, PauseMode, SimulateFailure};
 use testbed::timeline::Kind;
 use testbed::topology::Node;
 use testbed::wait::{self, POLL};
@@ -51,7 +51,7 @@ async fn patient(addr: SocketAddrV4) -> Result<redis::aio::MultiplexedConnection
     let cfg = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(10)));
-    Ok(redis::Client::open(client::url(addr, None))?
+    Ok(redis::Client::open(client::connection_info(addr, None))?
         .get_multiplexed_async_connection_with_config(&cfg)
         .await?)
 }
@@ -117,9 +117,9 @@ async fn isolated_master_keeps_taking_writes_that_heal_throws_away() -> Result<(
 
         let t0 = tb.isolate(&Target::Node(old.name.clone())).await?;
         ensure!(
-            tb.cuts().await?.len() == 4,
+            tb.partitions().await?.len() == 4,
             "isolating one of three nodes is 4 directional cuts: {:?}",
-            tb.cuts().await?
+            tb.partitions().await?
         );
 
         // a client on the host keeps writing to the old master's own address
@@ -142,10 +142,12 @@ async fn isolated_master_keeps_taking_writes_that_heal_throws_away() -> Result<(
             })
         };
 
-        // the majority side elects a new master; the isolated side cannot
+        // the majority side elects a new master; the isolated side cannot.
+        // Two sentinels vote: a split vote (each for itself) makes Sentinel
+        // try again after 2 x failover-timeout (README), hence 3 x.
         let new_ip = wait::until(
             "the two sentinels of the majority to agree on a new master",
-            common::failover_timeout(&tb) * 2,
+            common::failover_timeout(&tb) * 3,
             POLL,
             || async {
                 let views = tb.sentinel_masters().await;
@@ -221,7 +223,7 @@ async fn isolated_master_keeps_taking_writes_that_heal_throws_away() -> Result<(
         );
 
         let t_heal = tb.heal().await?;
-        ensure!(tb.cuts().await?.is_empty(), "cuts left after heal");
+        ensure!(tb.partitions().await?.is_empty(), "cuts left after heal");
         tb.wait_replica_of(&old, &new, common::demotion_timeout(&tb))
             .await
             .context("the old master was not demoted after heal")?;
@@ -293,16 +295,20 @@ async fn one_way_cut_blinds_only_the_side_that_opens_the_connections() -> Result
         let (a, b) = (&reps[0], &reps[1]);
 
         let t0 = tb
-            .partition(&[&a.name], &[&b.name], Direction::OneWay)
+            .partition(
+                &[Target::Node(a.name.clone())],
+                &[Target::Node(b.name.clone())],
+                Direction::OneWay,
+            )
             .await?;
         ensure!(
-            tb.cuts().await? == [Cut {
+            tb.partitions().await? == [Partition {
                 from: a.name.clone(),
                 to: b.name.clone(),
-                kind: CutKind::Connections
+                kind: PartitionKind::Connections
             }],
             "cuts in force: {:?}",
-            tb.cuts().await?
+            tb.partitions().await?
         );
         // a's sentinel opens its links to b: they hang, so it flags b down
         let blind_at = wait::until(
@@ -357,7 +363,7 @@ async fn one_way_cut_blinds_only_the_side_that_opens_the_connections() -> Result
         );
 
         let t_heal = tb.heal().await?;
-        ensure!(tb.cuts().await?.is_empty(), "cuts left after heal");
+        ensure!(tb.partitions().await?.is_empty(), "cuts left after heal");
         let healed_at = wait::until(
             "a's sentinel to see b again",
             Duration::from_secs(10),
@@ -408,10 +414,10 @@ async fn sentinel_only_faults_leave_redis_serving() -> Result<()> {
         ensure!(usable_sentinels(&tb, &master).await == Ok(3));
 
         let mut times = BTreeMap::new();
-        for (fault, undo) in [("kill", "start"), ("pause", "unpause")] {
+        for fault in ["kill", "pause"] {
             let t = match fault {
-                "kill" => tb.kill_sentinel(&target).await?,
-                _ => tb.pause_sentinel(&target).await?,
+                "kill" => tb.sentinel_kill(&target).await?,
+                _ => tb.sentinel_pause(&target).await?,
             };
             let down_ms = wait::until(
                 &format!("the master's sentinel to count 2 usable sentinels after {fault}"),
@@ -436,16 +442,15 @@ async fn sentinel_only_faults_leave_redis_serving() -> Result<()> {
             // the node's redis is untouched: answers, still replicates
             tb.wait_replica_of(&r, &master, Duration::from_secs(5))
                 .await?;
-            let (running, paused, _) = tb.sentinel_container(&r).await?;
+            let c = tb.sentinel_container(&r).await?;
             ensure!(
-                (running, paused) == (fault == "pause", fault == "pause"),
-                "sentinel container after {fault}: running {running}, paused {paused}"
+                (c.running, c.paused) == (fault == "pause", fault == "pause"),
+                "sentinel container after {fault}: {c:?}"
             );
 
-            let t_undo = match undo {
-                "start" => tb.start_sentinel(&target).await?,
-                _ => tb.unpause_sentinel(&target).await?,
-            };
+            // one verb undoes both: it starts a killed sentinel, thaws a frozen one
+            let t_undo = tb.sentinel_resume(&target).await?;
+            let undo = "sentinel-resume";
             let up_ms = wait::until(
                 &format!("3 usable sentinels again after {undo}"),
                 bound,
@@ -498,8 +503,8 @@ async fn wait_sentinel_restarted(tb: &Testbed, n: &Node, before: i64) -> Result<
         POLL,
         || async {
             match tb.sentinel_container(n).await {
-                Ok((true, _, c)) if c > before => Ok(()),
-                other => Err(format!("(running, paused, restarts) = {other:?}")),
+                Ok(s) if s.running && s.restarts > before => Ok(()),
+                other => Err(format!("the sentinel container: {other:?}")),
             }
         },
     )
@@ -544,14 +549,16 @@ async fn crash_after_election_kills_the_leader_and_docker_restarts_it() -> Resul
         let trace = common::Trace::new(&tb, "crash_after_election");
         let master = tb.current_master().await?;
         let leader = others(&tb, &master)[0].clone();
-        let (_, _, restarts) = tb.sentinel_container(&leader).await?;
+        let restarts = tb.sentinel_container(&leader).await?.restarts;
 
         tb.simulate_failure(
             &Target::Node(leader.name.clone()),
             SimulateFailure::CrashAfterElection,
         )
         .await?;
-        let t0 = tb.failover_via(&Target::Node(leader.name.clone())).await?;
+        let t0 = tb
+            .failover(Some(&Target::Node(leader.name.clone())))
+            .await?;
         let back = wait_sentinel_restarted(&tb, &leader, restarts).await?;
         let log = sentinel_log(&tb, &leader).await?;
         let elected = log.find("+elected-leader").context("no +elected-leader in the log")?;

@@ -107,7 +107,7 @@ async fn up_is_healthy_and_down_leaves_nothing() -> Result<()> {
     ensure!(left.is_empty(), "containers left: {left:?}");
     let nets = testbed::teardown::networks(&docker, Some(&t.name)).await?;
     ensure!(nets.is_empty(), "networks left: {nets:?}");
-    let links = testbed::links::owned_links()?;
+    let links = testbed::links::owned_links().await?;
     ensure!(
         !links.iter().any(|l| l.testbed == t.name),
         "links left: {links:?}"
@@ -135,7 +135,8 @@ async fn a_busy_subnet_is_refused_and_nothing_is_left() -> Result<()> {
     ensure!(err.contains("hint:"), "{err}");
     let left = testbed::teardown::containers(&first.docker, Some("t-busy-b")).await?;
     ensure!(left.is_empty(), "{left:?}");
-    ensure!(!testbed::links::owned_links()?
+    ensure!(!testbed::links::owned_links()
+        .await?
         .iter()
         .any(|l| l.testbed == "t-busy-b"));
     first.down().await?;

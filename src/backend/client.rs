@@ -17,21 +17,36 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(400);
 /// Response timeout for polling.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1500);
 
-/// A `redis://` URL for `addr` with an optional password.
-pub fn url(addr: SocketAddrV4, password: Option<&str>) -> String {
+/// The connection info for `addr`, built field by field (no URL: a password
+/// with `/`, `#` or `%` needs no escaping).
+pub fn connection_info(addr: SocketAddrV4, password: Option<&str>) -> redis::ConnectionInfo {
+    use redis::IntoConnectionInfo;
+    let info = redis::ConnectionAddr::Tcp(addr.ip().to_string(), addr.port())
+        .into_connection_info()
+        .expect("a TCP address is a connection info");
     match password {
-        Some(p) => format!("redis://:{p}@{addr}/"),
-        None => format!("redis://{addr}/"),
+        Some(p) => info.set_redis_settings(redis::RedisConnectionInfo::default().set_password(p)),
+        None => info,
     }
 }
 
-/// Opens a new connection to `addr`.
+/// Opens a new connection to `addr` with the polling timeouts.
 pub async fn connect(addr: SocketAddrV4, password: Option<&str>) -> Result<MultiplexedConnection> {
-    let client =
-        redis::Client::open(url(addr, password)).map_err(|e| Error::redis(addr, "client", e))?;
+    connect_with(addr, password, RESPONSE_TIMEOUT).await
+}
+
+/// Opens a new connection that waits up to `response` for each answer (the
+/// connect timeout is always [`CONNECT_TIMEOUT`]).
+pub async fn connect_with(
+    addr: SocketAddrV4,
+    password: Option<&str>,
+    response: Duration,
+) -> Result<MultiplexedConnection> {
+    let client = redis::Client::open(connection_info(addr, password))
+        .map_err(|e| Error::redis(addr, "client", e))?;
     let cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        .set_response_timeout(Some(response));
     client
         .get_multiplexed_async_connection_with_config(&cfg)
         .await
@@ -44,15 +59,64 @@ pub async fn query<T: redis::FromRedisValue>(
     password: Option<&str>,
     cmd: &redis::Cmd,
 ) -> Result<T> {
-    let mut c = connect(addr, password).await?;
-    let what = String::from_utf8_lossy(&cmd.get_packed_command())
+    query_waiting(addr, password, cmd, RESPONSE_TIMEOUT).await
+}
+
+/// Like [`query`], waiting up to `response` for the answer (a command that
+/// blocks on purpose, such as `DEBUG SLEEP`).
+pub async fn query_waiting<T: redis::FromRedisValue>(
+    addr: SocketAddrV4,
+    password: Option<&str>,
+    cmd: &redis::Cmd,
+    response: Duration,
+) -> Result<T> {
+    let mut c = connect_with(addr, password, response).await?;
+    cmd.query_async(&mut c)
+        .await
+        .map_err(|e| Error::redis(addr, command_text(cmd), e))
+}
+
+/// The words of a command, for messages.
+fn command_text(cmd: &redis::Cmd) -> String {
+    String::from_utf8_lossy(&cmd.get_packed_command())
         .split("\r\n")
         .filter(|s| !s.starts_with(['*', '$']) && !s.is_empty())
         .collect::<Vec<_>>()
-        .join(" ");
-    cmd.query_async(&mut c)
-        .await
-        .map_err(|e| Error::redis(addr, what, e))
+        .join(" ")
+}
+
+/// A redis-rs sentinel-aware client over `sentinels` (asked in that order)
+/// for `master_name`. Every socket is bounded by TCP_USER_TIMEOUT
+/// `user_timeout`: without it a sentinel whose host vanished (black-holed,
+/// not refused) stalls every lookup, because redis-rs takes the sentinels'
+/// answers in order.
+pub fn sentinel_client(
+    sentinels: &[SocketAddrV4],
+    master_name: &str,
+    password: Option<&str>,
+    user_timeout: Duration,
+) -> Result<redis::sentinel::SentinelClient> {
+    let tcp = redis::io::tcp::TcpSettings::default().set_user_timeout(user_timeout);
+    let infos: Vec<redis::ConnectionInfo> = sentinels
+        .iter()
+        .map(|a| connection_info(*a, None).set_tcp_settings(tcp.clone()))
+        .collect();
+    let mut node = redis::sentinel::SentinelNodeConnectionInfo::default().set_tcp_settings(tcp);
+    if let Some(p) = password {
+        node =
+            node.set_redis_connection_info(redis::RedisConnectionInfo::default().set_password(p));
+    }
+    let first = sentinels
+        .first()
+        .copied()
+        .ok_or_else(|| Error::State("a sentinel client needs at least one sentinel".into()))?;
+    redis::sentinel::SentinelClient::build(
+        infos,
+        master_name.to_string(),
+        Some(node),
+        redis::sentinel::SentinelServerType::Master,
+    )
+    .map_err(|e| Error::redis(first, "sentinel client", e))
 }
 
 /// `INFO <section>` parsed into key/value pairs.
@@ -122,6 +186,19 @@ pub async fn master_addr(addr: SocketAddrV4, master_name: &str) -> Result<Socket
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_with_url_characters_is_kept_as_is() {
+        let addr = "198.18.0.11:6379".parse().unwrap();
+        let info = connection_info(addr, Some("p/a#s%25w"));
+        assert_eq!(info.redis_settings().password(), Some("p/a#s%25w"));
+        assert_eq!(
+            info.addr(),
+            &redis::ConnectionAddr::Tcp("198.18.0.11".into(), 6379)
+        );
+        let cmd = redis::cmd("SENTINEL").arg("MASTER").arg("m").clone();
+        assert_eq!(command_text(&cmd), "SENTINEL MASTER m");
+    }
 
     #[test]
     fn info_parsing_skips_headers_and_keeps_values_with_colons() {

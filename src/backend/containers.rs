@@ -100,7 +100,7 @@ fn caps() -> Option<Vec<String>> {
 }
 
 /// Creates and starts the redis container of `node`; returns its id.
-pub async fn start_redis(
+pub async fn create_redis(
     docker: &Docker,
     t: &Topology,
     names: &Names,
@@ -147,7 +147,7 @@ pub async fn start_redis(
 
 /// Creates and starts the sentinel container of `node` in the network
 /// namespace of its redis container; returns its id.
-pub async fn start_sentinel(
+pub async fn create_sentinel(
     docker: &Docker,
     t: &Topology,
     names: &Names,
@@ -216,6 +216,8 @@ pub struct ContainerState {
     pub pid: i64,
     pub mac: Option<String>,
     pub exit_code: Option<i64>,
+    /// Restarts Docker's restart policy made.
+    pub restart_count: i64,
 }
 
 /// Inspects `name`; `None` when the container does not exist.
@@ -238,6 +240,7 @@ pub async fn state(docker: &Docker, name: &str, network: &str) -> Result<Option<
                 pid: s.pid.unwrap_or(0),
                 mac,
                 exit_code: s.exit_code,
+                restart_count: c.restart_count.unwrap_or(0),
             }))
         }
         Err(bollard::errors::Error::DockerResponseServerError {
@@ -263,4 +266,51 @@ pub async fn verify_mac(docker: &Docker, names: &Names, node: &Node) -> Result<(
             node.ip
         ))),
     }
+}
+
+/// What can be done to one container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// SIGKILL; Docker's restart policy does not answer it.
+    Kill,
+    /// SIGTERM, then SIGKILL after 2 s.
+    Stop,
+    Start,
+    /// Stop with no grace and start again.
+    Restart,
+    /// cgroup freezer.
+    Pause,
+    Unpause,
+}
+
+/// Applies `op` to container `name`; the error names both.
+pub async fn apply(docker: &Docker, name: &str, op: Op) -> Result<()> {
+    use bollard::query_parameters::{
+        KillContainerOptions, RestartContainerOptions, StopContainerOptions,
+    };
+    let r = match op {
+        Op::Kill => {
+            docker
+                .kill_container(name, None::<KillContainerOptions>)
+                .await
+        }
+        Op::Stop => {
+            let opts = StopContainerOptions {
+                t: Some(2),
+                ..Default::default()
+            };
+            docker.stop_container(name, Some(opts)).await
+        }
+        Op::Start => docker.start_container(name, None).await,
+        Op::Restart => {
+            let opts = RestartContainerOptions {
+                t: Some(0),
+                ..Default::default()
+            };
+            docker.restart_container(name, Some(opts)).await
+        }
+        Op::Pause => docker.pause_container(name).await,
+        Op::Unpause => docker.unpause_container(name).await,
+    };
+    r.map_err(|e| Error::docker(format!("{op:?} {name}").to_lowercase(), e))
 }

@@ -168,7 +168,7 @@ async fn pull(docker: &Docker, name: &str) -> Result<ImageInfo> {
 }
 
 /// `repo:tag` split at the tag's colon (not a registry port's); no tag is `latest`.
-fn split_reference(name: &str) -> (&str, &str) {
+pub fn split_reference(name: &str) -> (&str, &str) {
     match name.rsplit_once(':') {
         Some((repo, tag)) if !tag.contains('/') => (repo, tag),
         _ => (name, "latest"),
@@ -283,7 +283,10 @@ async fn build(
         (LABEL_IMAGE.to_string(), spec.name.to_string()),
         (format!("{LABEL_IMAGE}.suite"), spec.suite.to_string()),
         (format!("{LABEL_IMAGE}.packages"), packages.join(",")),
-        (format!("{LABEL_IMAGE}.built"), utc_now().await?),
+        (
+            format!("{LABEL_IMAGE}.built"),
+            crate::utc::utc_iso(std::time::SystemTime::now()),
+        ),
     ];
     let mut changes: Vec<String> = labels
         .iter()
@@ -291,18 +294,37 @@ async fn build(
         .collect();
     // A harmless default: the image's job is decided by each container's command.
     changes.push(format!("CMD [\"{}-server\", \"--version\"]", spec.product));
-    import(docker, spec.name, tarball, changes).await?;
-
-    match inspect(docker, spec.name).await {
-        Ok(Some(info)) => Ok(info),
-        other => {
-            // Never leave an image that callers would take as complete.
-            let opts = RemoveImageOptionsBuilder::new().force(true).build();
-            let _ = docker.remove_image(spec.name, Some(opts), None).await;
-            Err(other.err().unwrap_or_else(|| {
+    let imported = match import(docker, spec.name, tarball, changes).await {
+        Ok(()) => inspect(docker, spec.name).await.and_then(|i| {
+            i.ok_or_else(|| {
                 Error::State(format!("image {} is missing right after import", spec.name))
-            }))
-        }
+            })
+        }),
+        Err(e) => Err(e),
+    };
+    match imported {
+        Ok(info) => Ok(info),
+        // Never leave an image that callers would take as complete (an
+        // import cut short may have created the tag).
+        Err(e) => Err(match remove_image(docker, spec.name).await {
+            Ok(()) => e,
+            Err(undo) => Error::State(format!(
+                "{e}; removing the half-imported image failed too: {undo}\n  hint: `docker rmi -f {}`",
+                spec.name
+            )),
+        }),
+    }
+}
+
+/// Removes image `name`; one that does not exist is fine.
+async fn remove_image(docker: &Docker, name: &str) -> Result<()> {
+    let opts = RemoveImageOptionsBuilder::new().force(true).build();
+    match docker.remove_image(name, Some(opts), None).await {
+        Ok(_)
+        | Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(e) => Err(Error::docker(format!("remove image {name}"), e)),
     }
 }
 
@@ -533,13 +555,6 @@ pub fn mirror_from_sources(text: &str) -> Option<String> {
 fn quote(s: &str) -> String {
     let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
     format!("\"{}\"", escaped.replace('$', "\\$"))
-}
-
-async fn utc_now() -> Result<String> {
-    Ok(host::run_async("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])
-        .await?
-        .trim()
-        .to_string())
 }
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 //! lets the host reach the containers and the VIP.
 //!
 //! Invariant: every link made here carries the ifalias `Names::link_alias`;
-//! removal only ever deletes links whose alias starts with
-//! `LINK_ALIAS_PREFIX`, so the testbed never touches a link it did not make.
+//! removal only deletes links whose alias starts with `LINK_ALIAS_PREFIX`,
+//! or — for a testbed being removed — a link with one of the names `Names`
+//! gives it and no alias at all (made by `ip link add`, killed before `ip
+//! link set alias`), so the testbed never touches a link it did not make.
 
-use crate::backend::host::run;
+use crate::backend::host::run_async as run;
 use crate::error::{Error, Result};
 use crate::model::net::{Names, Subnet, LINK_ALIAS_PREFIX};
 use serde::Deserialize;
@@ -32,11 +34,9 @@ pub struct OwnedLink {
 }
 
 /// Every host link whose alias marks it as a testbed's.
-pub fn owned_links() -> Result<Vec<OwnedLink>> {
-    let out = run("ip", &["-j", "link", "show"])?;
-    let links: Vec<LinkJson> = serde_json::from_str(&out)
-        .map_err(|e| Error::command("ip -j link show", format!("unparsable output: {e}")))?;
-    Ok(links
+pub async fn owned_links() -> Result<Vec<OwnedLink>> {
+    Ok(all_links()
+        .await?
         .into_iter()
         .filter_map(|l| {
             let testbed = l
@@ -53,10 +53,16 @@ pub fn owned_links() -> Result<Vec<OwnedLink>> {
         .collect())
 }
 
+async fn all_links() -> Result<Vec<LinkJson>> {
+    let out = run("ip", &["-j", "link", "show"]).await?;
+    serde_json::from_str(&out)
+        .map_err(|e| Error::command("ip -j link show", format!("unparsable output: {e}")))
+}
+
 /// Creates the segment: a veth pair used as the macvlan parent (unless
 /// `parent` names an existing interface) and the host shim with `shim_ip`.
 /// Returns the name of the parent to give Docker.
-pub fn create_segment(
+pub async fn create_segment(
     names: &Names,
     subnet: Subnet,
     shim_ip: Ipv4Addr,
@@ -65,7 +71,7 @@ pub fn create_segment(
     let alias = names.link_alias.as_str();
     let parent = match parent {
         Some(p) => {
-            run("ip", &["link", "show", p]).map_err(|_| Error::Prerequisite {
+            run("ip", &["link", "show", p]).await.map_err(|_| Error::Prerequisite {
                 what: format!("--parent {p}: no such interface"),
                 hint: "name an existing interface (`ip link`), or omit --parent to get a private veth segment".into(),
             })?;
@@ -84,12 +90,13 @@ pub fn create_segment(
                     "name",
                     &names.parent_peer,
                 ],
-            )?;
+            )
+            .await?;
             for l in [&names.parent, &names.parent_peer] {
-                run("ip", &["link", "set", l, "alias", alias])?;
+                run("ip", &["link", "set", l, "alias", alias]).await?;
                 // IPv6 would only add router solicitations to an isolated segment.
-                let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{l}/disable_ipv6"), "1");
-                run("ip", &["link", "set", l, "up"])?;
+                disable_ipv6(l).await;
+                run("ip", &["link", "set", l, "up"]).await?;
             }
             names.parent.clone()
         }
@@ -107,41 +114,67 @@ pub fn create_segment(
             "mode",
             "bridge",
         ],
-    )?;
-    run("ip", &["link", "set", &names.shim, "alias", alias])?;
-    let _ = std::fs::write(
-        format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", names.shim),
-        "1",
-    );
+    )
+    .await?;
+    run("ip", &["link", "set", &names.shim, "alias", alias]).await?;
+    disable_ipv6(&names.shim).await;
     let cidr = format!("{shim_ip}/{}", subnet.prefix());
-    run("ip", &["addr", "add", &cidr, "dev", &names.shim])?;
-    run("ip", &["link", "set", &names.shim, "up"])?;
+    run("ip", &["addr", "add", &cidr, "dev", &names.shim]).await?;
+    run("ip", &["link", "set", &names.shim, "up"]).await?;
     Ok(parent)
 }
 
-/// Deletes the links of testbed `name` (or of every testbed when `None`).
-/// Returns the names deleted. Idempotent.
-pub fn remove_links(name: Option<&str>) -> Result<Vec<String>> {
-    let mut links: Vec<OwnedLink> = owned_links()?
-        .into_iter()
-        .filter(|l| name.is_none_or(|n| l.testbed == n))
-        .collect();
-    // macvlans on top first, then the veth ends (deleting one end removes both).
-    links.sort_by_key(|l| !l.stacked);
-    let mut removed = Vec::new();
-    for l in links {
-        match run("ip", &["link", "del", &l.name]) {
-            Ok(_) => removed.push(l.name),
-            // The peer of a deleted veth disappears with it.
-            Err(_) if !link_exists(&l.name) => removed.push(l.name),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(removed)
+/// Best effort: a link without IPv6 sends no router solicitations.
+async fn disable_ipv6(link: &str) {
+    let path = format!("/proc/sys/net/ipv6/conf/{link}/disable_ipv6");
+    let _ = tokio::fs::write(path, "1").await;
 }
 
-fn link_exists(name: &str) -> bool {
-    run("ip", &["link", "show", name]).is_ok()
+/// The links of testbed `name` (every testbed when `None`): those with its
+/// alias, and those with a name one of `names` gives and no alias (see the
+/// module docs). Stacked links (macvlans) come first.
+pub async fn testbed_links(name: Option<&str>, names: &[String]) -> Result<Vec<String>> {
+    let all = all_links().await?;
+    let derived: Vec<String> = names
+        .iter()
+        .flat_map(|n| crate::testbed::teardown::link_names(n))
+        .collect();
+    let mut found: Vec<(bool, String)> = all
+        .into_iter()
+        .filter(|l| match l.ifalias.as_deref() {
+            Some(a) => a
+                .strip_prefix(LINK_ALIAS_PREFIX)
+                .is_some_and(|t| name.is_none_or(|n| t == n)),
+            None => derived.contains(&l.ifname),
+        })
+        .map(|l| (l.link.is_some_and(|p| p != "NONE"), l.ifname))
+        .collect();
+    // macvlans on top first, then the veth ends (deleting one end removes both)
+    found.sort_by_key(|(stacked, _)| !stacked);
+    Ok(found.into_iter().map(|(_, n)| n).collect())
+}
+
+/// Deletes [`testbed_links`]; returns the names deleted. Idempotent.
+pub async fn remove_testbed_links(name: Option<&str>, names: &[String]) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let mut errors = Vec::new();
+    for l in testbed_links(name, names).await? {
+        match run("ip", &["link", "del", &l]).await {
+            Ok(_) => removed.push(l),
+            // the peer of a deleted veth disappears with it
+            Err(_) if !link_exists(&l).await => removed.push(l),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(removed)
+    } else {
+        Err(Error::command("ip link del", errors.join("; ")))
+    }
+}
+
+async fn link_exists(name: &str) -> bool {
+    run("ip", &["link", "show", name]).await.is_ok()
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,8 +191,8 @@ struct AddrInfo {
 }
 
 /// Host interfaces with an IPv4 address overlapping `subnet` (a busy subnet).
-pub fn host_addresses_in(subnet: Subnet) -> Result<Vec<String>> {
-    let out = run("ip", &["-j", "-4", "addr", "show"])?;
+pub async fn host_addresses_in(subnet: Subnet) -> Result<Vec<String>> {
+    let out = run("ip", &["-j", "-4", "addr", "show"]).await?;
     let list: Vec<AddrJson> = serde_json::from_str(&out)
         .map_err(|e| Error::command("ip -j -4 addr show", format!("unparsable output: {e}")))?;
     let mut busy = Vec::new();
@@ -187,13 +220,13 @@ pub fn host_addresses_in(subnet: Subnet) -> Result<Vec<String>> {
 }
 
 /// The MAC the host's neighbour table holds for `ip` on `dev`, if any.
-pub fn neighbour_mac(ip: Ipv4Addr, dev: &str) -> Result<Option<String>> {
+pub async fn neighbour_mac(ip: Ipv4Addr, dev: &str) -> Result<Option<String>> {
     #[derive(Deserialize)]
     struct Neigh {
         #[serde(default)]
         lladdr: Option<String>,
     }
-    let out = run("ip", &["-j", "neigh", "show", &ip.to_string(), "dev", dev])?;
+    let out = run("ip", &["-j", "neigh", "show", &ip.to_string(), "dev", dev]).await?;
     let list: Vec<Neigh> = serde_json::from_str(&out)
         .map_err(|e| Error::command("ip -j neigh show", format!("unparsable output: {e}")))?;
     Ok(list.into_iter().find_map(|n| n.lladdr))

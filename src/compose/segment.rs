@@ -28,14 +28,17 @@ pub struct Segment {
 /// names `cargo xtask up` uses for a testbed (a veth pair as the parent, or
 /// the existing interface `parent`, plus the host shim), and records the
 /// testbed under `state_root`. Idempotent.
-pub fn segment_up(t: &Topology, parent: Option<&str>, state_root: &Path) -> Result<Segment> {
+pub async fn segment_up(t: &Topology, parent: Option<&str>, state_root: &Path) -> Result<Segment> {
     let ct = topology(t)?;
     let names = Names::new(&ct.name);
-    let exists = links::owned_links()?.iter().any(|l| l.testbed == ct.name);
+    let exists = links::owned_links()
+        .await?
+        .iter()
+        .any(|l| l.testbed == ct.name);
     let parent = if exists {
         parent.unwrap_or(&names.parent).to_string()
     } else {
-        let busy = links::host_addresses_in(ct.subnet)?;
+        let busy = links::host_addresses_in(ct.subnet).await?;
         if !busy.is_empty() && parent.is_none() {
             return Err(Error::Busy {
                 what: format!("subnet {}", ct.subnet),
@@ -43,11 +46,17 @@ pub fn segment_up(t: &Topology, parent: Option<&str>, state_root: &Path) -> Resu
                 hint: "is a testbed with this subnet up? remove it (`cargo xtask down --name ...`), or pick another `subnet`".into(),
             });
         }
-        match links::create_segment(&names, ct.subnet, ct.shim_ip(), parent) {
+        match links::create_segment(&names, ct.subnet, ct.shim_ip(), parent).await {
             Ok(p) => p,
+            // take back what was made before the failure; say so if that fails too
             Err(e) => {
-                let _ = links::remove_links(Some(&ct.name));
-                return Err(e);
+                let name = [ct.name.clone()];
+                return Err(match links::remove_testbed_links(Some(&ct.name), &name).await {
+                    Ok(_) => e,
+                    Err(undo) => Error::State(format!(
+                        "{e}; removing the half-made segment failed too: {undo}\n  hint: `cargo xtask segment down` or `cargo xtask down --all`"
+                    )),
+                });
             }
         }
     };
@@ -80,7 +89,7 @@ pub async fn segment_down(
             ),
         });
     }
-    let removed = links::remove_links(Some(&name))?;
+    let removed = links::remove_testbed_links(Some(&name), std::slice::from_ref(&name)).await?;
     let dir = state_root.join(&name);
     if dir.join(crate::testbed::STATE_FILE).is_file() {
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;

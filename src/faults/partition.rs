@@ -1,8 +1,5 @@
-//! Network partitions between nodes (symmetric and one-way), isolation and
-//! `heal`; and, in the submodule `process`, the faults that hit one process
-//! of a node only: its sentinel (kill, pause, `SENTINEL SIMULATE-FAILURE`) or
-//! its redis-server (`DEBUG SLEEP`, `CLIENT PAUSE`). Each fault is recorded
-//! on the timeline.
+//! Partitions between nodes (both ways and one way), isolation, `heal`, and
+//! the read-back of what is in force.
 //!
 //! A cut is a netfilter rule in the network namespace of the node that
 //! *receives* the traffic, added from the host with the host's `iptables`
@@ -28,88 +25,55 @@
 //! node's namespace, jumped to from INPUT, and matches only on the source
 //! address of another *node* — never the host's shim (`Topology::shim_ip`),
 //! so the host reaches every node whatever is cut. The rules themselves are
-//! the only record of what is in force ([`Testbed::cuts`] reads them back),
+//! the only record of what is in force ([`Testbed::partitions`] reads them back),
 //! so `heal` works from any process, and a node whose redis container was
 //! restarted (a new namespace) simply has no rules.
 
+use super::{Direction, Target, Verb};
 use crate::backend::host;
 use crate::error::{Error, Result};
-use crate::faults::Target;
 use crate::model::topology::Node;
-use crate::observe::timeline::Kind;
 use crate::testbed::Testbed;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::str::FromStr;
 
-/// The netfilter chain (table `filter`) that holds every cut of a node.
+/// The netfilter chain (table `filter`) that holds every partition rule of
+/// a node.
 pub const CHAIN: &str = "TESTBED-CUT";
 
-/// Which way a partition cuts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Nothing passes between the groups, either way.
-    Both,
-    /// `a -> b`: a's connections to b hang; b's connections to a work.
-    OneWay,
-}
-
-/// What a cut in force drops (read back from the rules).
+/// What a partition rule in force drops (read back from the rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum CutKind {
-    /// Every packet from `from` (one half of a symmetric partition).
+pub enum PartitionKind {
+    /// Every packet from `from` (one half of a partition both ways).
     All,
     /// The TCP packets `from` sends to `to`'s redis and sentinel ports: the
-    /// connections `from` opens (a one-way cut).
+    /// connections `from` opens (a one-way partition).
     Connections,
 }
 
-/// One directional cut in force: traffic from `from` to `to` is dropped in
-/// `to`'s network namespace.
+/// One direction of a partition in force: traffic from `from` to `to` is
+/// dropped in `to`'s network namespace.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Cut {
+pub struct Partition {
     pub from: String,
     pub to: String,
-    pub kind: CutKind,
+    pub kind: PartitionKind,
 }
 
-impl fmt::Display for Cut {
+impl fmt::Display for Partition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self.kind {
-            CutKind::All => "all packets",
-            CutKind::Connections => "connections it opens",
+            PartitionKind::All => "all packets",
+            PartitionKind::Connections => "connections it opens",
         };
         write!(f, "{} -x-> {} ({what})", self.from, self.to)
     }
 }
 
-/// Splits command-line words into the two groups of a partition: `a b -- c`
-/// comes in as `a = [a, b]`, `b = [c]`; each word may hold a comma-separated
-/// list (`--from node1 --to node2,node3`). An empty `b` means "every other
-/// node" (resolved later, see [`Testbed::resolve_groups`]).
-pub fn parse_groups(
-    a: &[String],
-    b: &[String],
-) -> std::result::Result<(Vec<Target>, Vec<Target>), String> {
-    let split = |words: &[String]| -> std::result::Result<Vec<Target>, String> {
-        words
-            .iter()
-            .flat_map(|w| w.split(','))
-            .filter(|w| !w.is_empty())
-            .map(Target::from_str)
-            .collect()
-    };
-    let (a, b) = (split(a)?, split(b)?);
-    if a.is_empty() {
-        return Err("a partition needs at least one node on its first side".into());
-    }
-    Ok((a, b))
-}
-
 /// Parses `iptables -S` output into (source address, kind) of the rules in
 /// [`CHAIN`]; `None` when the chain does not exist.
-pub fn parse_rules(listing: &str) -> Option<Vec<(Ipv4Addr, CutKind)>> {
+pub fn parse_rules(listing: &str) -> Option<Vec<(Ipv4Addr, PartitionKind)>> {
     let exists = listing.lines().any(|l| l.trim() == format!("-N {CHAIN}"));
     if !exists {
         return None;
@@ -123,9 +87,9 @@ pub fn parse_rules(listing: &str) -> Option<Vec<(Ipv4Addr, CutKind)>> {
             let i = words.iter().position(|w| *w == "-s")?;
             let ip = words.get(i + 1)?.trim_end_matches("/32").parse().ok()?;
             let kind = if words.contains(&"--dports") {
-                CutKind::Connections
+                PartitionKind::Connections
             } else {
-                CutKind::All
+                PartitionKind::All
             };
             Some((ip, kind))
         })
@@ -133,22 +97,24 @@ pub fn parse_rules(listing: &str) -> Option<Vec<(Ipv4Addr, CutKind)>> {
     Some(rules)
 }
 
-/// The iptables arguments (after `-A|-C CHAIN`) of a cut from `from`.
-fn rule_args(from: Ipv4Addr, kind: CutKind, ports: &str) -> Vec<String> {
+/// The iptables arguments (after `-A|-C CHAIN`) of a rule dropping `from`.
+fn rule_args(from: Ipv4Addr, kind: PartitionKind, ports: &str) -> Vec<String> {
     let mut v = vec!["-s".to_string(), format!("{from}/32")];
-    if kind == CutKind::Connections {
+    if kind == PartitionKind::Connections {
         v.extend(["-p", "tcp", "-m", "multiport", "--dports", ports].map(String::from));
     }
     v.extend(["-j", "DROP"].map(String::from));
     v
 }
 
-async fn iptables(pid: i64, args: &[&str]) -> Result<String> {
+/// `iptables ARGS` inside the network namespace of `pid`.
+pub(crate) async fn iptables(pid: i64, args: &[&str]) -> Result<String> {
     if host::which("iptables").is_none() {
         return Err(Error::Prerequisite {
             what: "`iptables` is not on PATH (partitions are netfilter rules set from the host)"
                 .into(),
-            hint: "install it: `apt-get install -y iptables`".into(),
+            hint: "install it: `apt-get install -y iptables` (or `cargo xtask doctor --fix`)"
+                .into(),
         });
     }
     // `-w`: wait for the xtables lock (iptables-legacy); nft ignores it.
@@ -158,12 +124,8 @@ async fn iptables(pid: i64, args: &[&str]) -> Result<String> {
 }
 
 impl Testbed {
-    pub(crate) fn record_action(&self, verb: &str, detail: impl Into<String>) -> f64 {
-        self.timeline.record(Kind::Action, "testbed", verb, detail)
-    }
-
-    /// Resolves the two groups of a partition to nodes. An empty `b` is every
-    /// node not in `a`. The groups must be disjoint and non-empty.
+    /// Resolves the two groups of a link fault to nodes. An empty `b` is
+    /// every node not in `a`. The groups must be disjoint and non-empty.
     pub async fn resolve_groups(
         &self,
         a: &[Target],
@@ -208,35 +170,25 @@ impl Testbed {
         Ok((left, right))
     }
 
-    /// Cuts group `a` from group `b` (node names, `master` or `replicas`;
-    /// an empty `b` is every other node). `Both`: nothing passes either way.
-    /// `OneWay`: a's connections to b hang, b's connections to a work (see
-    /// the module docs). Cuts add up; [`Testbed::heal`] removes them all.
-    /// Nodes that are down get no rules (their next namespace would not
-    /// have them anyway); the recorded detail says so.
-    pub async fn partition(&self, a: &[&str], b: &[&str], dir: Direction) -> Result<f64> {
-        let parse = |v: &[&str]| -> Result<Vec<Target>> {
-            v.iter()
-                .map(|s| Target::from_str(s).map_err(Error::State))
-                .collect()
+    /// Cuts group `a` from group `b` (an empty `b` is every other node).
+    /// `Both`: nothing passes either way. `OneWay`: a's connections to b
+    /// hang, b's connections to a work (see the module docs). Partitions add
+    /// up; [`Testbed::heal`] removes them all. Nodes that are down get no
+    /// rules (their next namespace would not have them anyway); the recorded
+    /// detail says so.
+    pub async fn partition(&self, a: &[Target], b: &[Target], dir: Direction) -> Result<f64> {
+        let (a, b) = self.resolve_groups(a, b).await?;
+        let list = super::node_list;
+        let extra = match dir {
+            Direction::Both => format!("| {} (both ways)", list(&b)),
+            Direction::OneWay => format!("-> {} (one way)", list(&b)),
         };
-        let (a, b) = self.resolve_groups(&parse(a)?, &parse(b)?).await?;
-        let names = |v: &[Node]| {
-            v.iter()
-                .map(|n| n.name.clone())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let detail = match dir {
-            Direction::Both => format!("{} | {} (both ways)", names(&a), names(&b)),
-            Direction::OneWay => format!("{} -> {} (one-way)", names(&a), names(&b)),
-        };
-        self.cut(&a, &b, dir, "partition", detail).await
+        self.cut(&a, &b, dir, Verb::Partition, extra).await
     }
 
-    /// Cuts `target` from every other node, both ways — but not from the
-    /// host, so a client on the host still reaches (and writes to) it: the
-    /// seed's split-brain situation when the target is the master.
+    /// Cuts each of `target`'s nodes from every other node, both ways — but
+    /// not from the host, so a client on the host still reaches (and writes
+    /// to) it: the seed's split-brain situation when the target is the master.
     pub async fn isolate(&self, target: &Target) -> Result<f64> {
         let nodes = self.resolve(target).await?;
         let mut first = None;
@@ -248,27 +200,17 @@ impl Testbed {
                 .filter(|o| o.name != n.name)
                 .cloned()
                 .collect();
-            let detail = format!(
-                "{} from {} (the host still reaches it)",
-                n.name,
-                others
-                    .iter()
-                    .map(|o| o.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
+            let extra = format!(
+                "from {} (the host still reaches it)",
+                super::node_list(&others)
             );
+            let a = std::slice::from_ref(n);
             let t = self
-                .cut(
-                    std::slice::from_ref(n),
-                    &others,
-                    Direction::Both,
-                    "isolate",
-                    detail,
-                )
+                .cut(a, &others, Direction::Both, Verb::Isolate, extra)
                 .await?;
             first.get_or_insert(t);
         }
-        first.ok_or_else(|| Error::State("isolate: the target names no node".into()))
+        first.ok_or_else(|| Error::State(format!("isolate: `{target}` names no node")))
     }
 
     async fn cut(
@@ -276,26 +218,26 @@ impl Testbed {
         a: &[Node],
         b: &[Node],
         dir: Direction,
-        verb: &str,
-        detail: String,
+        verb: Verb,
+        extra: String,
     ) -> Result<f64> {
         // receiving node -> sources to drop there
-        let mut plan: BTreeMap<String, Vec<(Ipv4Addr, CutKind)>> = BTreeMap::new();
+        let mut plan: BTreeMap<String, Vec<(Ipv4Addr, PartitionKind)>> = BTreeMap::new();
         for x in a {
             for y in b {
                 match dir {
                     Direction::Both => {
                         plan.entry(y.name.clone())
                             .or_default()
-                            .push((x.ip, CutKind::All));
+                            .push((x.ip, PartitionKind::All));
                         plan.entry(x.name.clone())
                             .or_default()
-                            .push((y.ip, CutKind::All));
+                            .push((y.ip, PartitionKind::All));
                     }
                     Direction::OneWay => plan
                         .entry(y.name.clone())
                         .or_default()
-                        .push((x.ip, CutKind::Connections)),
+                        .push((x.ip, PartitionKind::Connections)),
                 }
             }
         }
@@ -307,12 +249,12 @@ impl Testbed {
                 pid => pids.push((to.clone(), pid)),
             }
         }
-        let detail = if down.is_empty() {
-            detail
+        let extra = if down.is_empty() {
+            extra
         } else {
-            format!("{detail}; down, so no rules in: {}", down.join(","))
+            format!("{extra}; down, so no rules in: {}", down.join(","))
         };
-        let t = self.record_action(verb, detail);
+        let t = self.record_verb(verb, a, &extra);
         let ports = format!(
             "{},{}",
             self.topology.redis_port, self.topology.sentinel_port
@@ -343,8 +285,9 @@ impl Testbed {
         Ok(t)
     }
 
-    /// Every cut in force, read from the running nodes' namespaces.
-    pub async fn cuts(&self) -> Result<Vec<Cut>> {
+    /// Every partition rule in force, read from the running nodes'
+    /// namespaces.
+    pub async fn partitions(&self) -> Result<Vec<Partition>> {
         let mut out = Vec::new();
         for n in &self.topology.nodes {
             let pid = self.pid(n).await?;
@@ -362,7 +305,7 @@ impl Testbed {
                     .topology
                     .node_by_ip(ip)
                     .map_or_else(|| ip.to_string(), |n| n.name.clone());
-                out.push(Cut {
+                out.push(Partition {
                     from,
                     to: n.name.clone(),
                     kind,
@@ -373,21 +316,21 @@ impl Testbed {
         Ok(out)
     }
 
-    /// Removes every cut in every running node (idempotent: nodes without
-    /// rules, down, or restarted into a new namespace are skipped). Returns
-    /// the action's time; the recorded detail lists what was removed.
+    /// Removes every partition in every running node (idempotent: nodes
+    /// without rules, down, or restarted into a new namespace are skipped).
+    /// Returns the action's time; the recorded detail lists what was removed.
     pub async fn heal(&self) -> Result<f64> {
-        let before = self.cuts().await?;
+        let before = self.partitions().await?;
         let detail = if before.is_empty() {
             "nothing was cut".to_string()
         } else {
             before
                 .iter()
-                .map(Cut::to_string)
+                .map(Partition::to_string)
                 .collect::<Vec<_>>()
                 .join("; ")
         };
-        let t = self.record_action("heal", detail);
+        let t = self.record_verb(Verb::Heal, &[], &detail);
         for n in &self.topology.nodes {
             let pid = self.pid(n).await?;
             if pid == 0 {
@@ -421,26 +364,6 @@ impl Testbed {
 mod tests {
     use super::*;
 
-    fn words(s: &str) -> Vec<String> {
-        s.split_whitespace().map(String::from).collect()
-    }
-
-    #[test]
-    fn groups_from_words_and_commas() {
-        let (a, b) = parse_groups(&words("node1 node2"), &words("node3")).unwrap();
-        assert_eq!(
-            a,
-            vec![Target::Node("node1".into()), Target::Node("node2".into())]
-        );
-        assert_eq!(b, vec![Target::Node("node3".into())]);
-        let (a, b) = parse_groups(&words("master"), &words("node2,node3")).unwrap();
-        assert_eq!(a, vec![Target::Master]);
-        assert_eq!(b.len(), 2);
-        let (_, b) = parse_groups(&words("replicas"), &[]).unwrap();
-        assert!(b.is_empty(), "empty second group = the rest");
-        assert!(parse_groups(&[], &words("node1")).is_err());
-    }
-
     #[test]
     fn rules_read_back_from_iptables_listing() {
         let listing = "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n-N TESTBED-CUT\n\
@@ -450,8 +373,8 @@ mod tests {
         assert_eq!(
             parse_rules(listing).unwrap(),
             vec![
-                ("198.18.139.12".parse().unwrap(), CutKind::All),
-                ("198.18.139.13".parse().unwrap(), CutKind::Connections)
+                ("198.18.139.12".parse().unwrap(), PartitionKind::All),
+                ("198.18.139.13".parse().unwrap(), PartitionKind::Connections)
             ]
         );
         assert_eq!(parse_rules("-P INPUT ACCEPT\n"), None);
@@ -465,7 +388,7 @@ mod tests {
         let ip = "198.18.0.12".parse().unwrap();
         let line = format!(
             "-A {CHAIN} {}",
-            rule_args(ip, CutKind::Connections, "6379,26379").join(" ")
+            rule_args(ip, PartitionKind::Connections, "6379,26379").join(" ")
         );
         assert_eq!(
             line,
@@ -473,10 +396,10 @@ mod tests {
         );
         assert_eq!(
             parse_rules(&format!("-N {CHAIN}\n{line}\n")).unwrap(),
-            vec![(ip, CutKind::Connections)]
+            vec![(ip, PartitionKind::Connections)]
         );
         assert_eq!(
-            rule_args(ip, CutKind::All, "1,2").join(" "),
+            rule_args(ip, PartitionKind::All, "1,2").join(" "),
             "-s 198.18.0.12/32 -j DROP"
         );
     }

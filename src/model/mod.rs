@@ -2,6 +2,9 @@
 //! configured. Nothing here touches the host; everything is unit-tested in
 //! milliseconds.
 
+pub mod action;
 pub mod net;
 pub mod render;
+pub mod target;
 pub mod topology;
+pub mod verb;

@@ -212,6 +212,23 @@ impl Topology {
         })
     }
 
+    /// What differs from `other`, key by key: `` `down_after_ms`: 2000 here,
+    /// 3000 there `` (empty when they are the same testbed).
+    pub fn diff(&self, other: &Topology) -> Vec<String> {
+        let table = |t: &Topology| -> toml::Table {
+            toml::from_str(&t.to_toml()).expect("to_toml writes valid TOML")
+        };
+        let (a, b) = (table(self), table(other));
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let show = |v: Option<&toml::Value>| v.map_or("unset".to_string(), |v| v.to_string());
+        keys.into_iter()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .map(|k| format!("`{k}`: {} here, {} there", show(a.get(k)), show(b.get(k))))
+            .collect()
+    }
+
     /// The topology as TOML (all fields explicit).
     pub fn to_toml(&self) -> String {
         let mut s = String::new();

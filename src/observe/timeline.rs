@@ -211,7 +211,7 @@ pub fn uptime_s() -> Option<f64> {
 }
 
 async fn subscribe_once(tl: &Timeline, node: &str, addr: SocketAddrV4) -> redis::RedisResult<()> {
-    let client = redis::Client::open(crate::backend::client::url(addr, None))?;
+    let client = redis::Client::open(crate::backend::client::connection_info(addr, None))?;
     let mut ps = tokio::time::timeout(Duration::from_secs(2), client.get_async_pubsub())
         .await
         .map_err(|_| {

@@ -30,6 +30,20 @@ pub struct ScriptCall {
 }
 
 impl Testbed {
+    /// Whether `n`'s interface carries the VIP (`None`: not running).
+    pub async fn holds_vip(&self, n: &Node) -> Result<Option<bool>> {
+        let pid = self.pid(n).await?;
+        if pid == 0 {
+            return Ok(None);
+        }
+        let dev = crate::model::render::paths::INTERFACE;
+        let out =
+            crate::backend::host::in_netns(pid, "ip", &["-o", "-4", "addr", "show", "dev", dev])
+                .await?;
+        let vip = format!(" {}/", self.topology.vip);
+        Ok(Some(out.contains(&vip)))
+    }
+
     /// Names of the running nodes whose interface carries the VIP.
     pub async fn vip_holders(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
@@ -60,7 +74,7 @@ impl Testbed {
             ));
         }
         let want_mac = mac_for(expected.ip);
-        match links::neighbour_mac(self.topology.vip, &self.names.shim) {
+        match links::neighbour_mac(self.topology.vip, &self.names.shim).await {
             Ok(Some(m)) if m.eq_ignore_ascii_case(&want_mac) => {}
             Ok(other) => problems.push(format!(
                 "host neighbour entry for the VIP is {other:?}, want {want_mac}"

@@ -123,35 +123,7 @@ async fn testbed_version() -> String {
     v
 }
 
-/// `YYYYMMDDTHHMMSSZ` (for directory names).
-pub fn utc_compact(t: SystemTime) -> String {
-    let (y, mo, d, h, mi, s) = utc_parts(t);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn utc_iso(t: SystemTime) -> String {
-    let (y, mo, d, h, mi, s) = utc_parts(t);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-}
-
-fn utc_parts(t: SystemTime) -> (i64, u32, u32, u64, u64, u64) {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
-}
+pub use crate::utc::{utc_clock, utc_compact, utc_iso};
 
 /// How often one expectation failed over the runs.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -197,6 +197,7 @@ fn an_external_client_gets_its_section_lanes_and_files() {
             stderr: "Traceback (most recent call last):\nboom <here>\n".into(),
             history,
             parse_error: None,
+            read_error: None,
         },
         measurements: crate::scenario::run::ClientMeasurements {
             lost_acknowledged_writes: 1,

@@ -1,4 +1,7 @@
 use super::*;
+use crate::error::Result;
+use crate::model::target::Target;
+use std::path::{Path, PathBuf};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios")
@@ -57,9 +60,10 @@ fn errors_name_file_line_and_column() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("t.toml:1:1:") && e.contains("no node named `node9`"),
+        e.contains("t.toml:3:10:") && e.contains("no node named `node9`"),
         "{e}"
     );
+    assert!(e.contains("the nodes are node1, node2, node3"), "{e}");
     let e = parse("[expect]\nfailovers = \"about 1\"\n")
         .unwrap_err()
         .to_string();
@@ -153,6 +157,129 @@ fn a_missing_client_program_is_a_prerequisite_error() {
     let e = s.external.unwrap().program().unwrap_err().to_string();
     assert!(
         e.contains("program `./no-such-client` not found (relative to") && e.contains("hint:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn old_action_names_are_refused_with_the_new_one() {
+    for (old, new) in [
+        ("kill-sentinel", "sentinel-kill"),
+        ("crash-sentinel", "sentinel-crash"),
+        ("unpause", "resume"),
+        ("unpause-sentinel", "sentinel-resume"),
+    ] {
+        let e = parse(&format!(
+            "[[step]]\naction = \"{old}\"\ntarget = \"node1\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("t.toml:2:10:") && e.contains(&format!("was renamed `{new}`")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn typed_values_are_checked_when_the_file_is_read() {
+    let cases = [
+        // a wait condition that does not exist
+        (
+            "[[step]]\naction = \"wait\"\nuntil = \"soon\"\n",
+            "t.toml:3:9:",
+            "`soon` is not a condition",
+        ),
+        // a mode for simulate-failure
+        (
+            "[[step]]\naction = \"simulate-failure\"\ntarget = \"node1\"\nmode = \"boom\"\n",
+            "t.toml:4:8:",
+            "crash-after-election",
+        ),
+        // a key the verb does not take
+        (
+            "[[step]]\naction = \"kill\"\ntarget = \"node1\"\nms = 5\n",
+            "t.toml:4:6:",
+            "key `ms` does not apply to `kill`",
+        ),
+        // negative time
+        ("[[step]]\naction = \"sleep\"\nms = -5\n", "t.toml:3:6:", ""),
+        // `replicas` where one node is needed
+        (
+            "[[step]]\naction = \"failover\"\nvia = \"replicas\"\n",
+            "t.toml:3:7:",
+            "aimed at one node",
+        ),
+        // `host` is no node
+        (
+            "[[step]]\naction = \"partition\"\na = [\"host\"]\nb = []\n",
+            "t.toml:3:5:",
+            "`host` is not a node",
+        ),
+        // a bound that is not a number
+        (
+            "[expect]\npromoted_within_ms = \"<= soon\"\n",
+            "t.toml:1:1:",
+            "`soon` is not a number",
+        ),
+        // a rate of zero
+        (
+            "[workload]\npath = \"vip\"\nrate = 0\n",
+            "t.toml:3:8:",
+            "outside 1..=1000",
+        ),
+    ];
+    for (text, at, want) in cases {
+        let e = parse(text).map(drop).unwrap_err().to_string();
+        assert!(
+            e.contains(at) && e.contains(want),
+            "want `{at}` + `{want}` in: {e}"
+        );
+    }
+}
+
+#[test]
+fn targets_are_typed() {
+    let s = parse(
+        "[[step]]\naction = \"kill\"\ntarget = \"master\"\n\
+         [[step]]\naction = \"start\"\ntarget = \"initial-master\"\n\
+         [[step]]\naction = \"sentinel-pause\"\ntarget = \"replicas\"\n\
+         [[step]]\naction = \"partition\"\na = [\"node1\"]\nb = []\none_way = true\n",
+    )
+    .unwrap();
+    let targets: Vec<Vec<&Target>> = s.steps.iter().map(|st| st.action.targets()).collect();
+    assert_eq!(targets[0], [&Target::Master]);
+    assert_eq!(targets[1], [&Target::InitialMaster]);
+    assert_eq!(targets[2], [&Target::Replicas]);
+    assert_eq!(targets[3], [&Target::Node("node1".into())]);
+    assert_eq!(s.steps[1].line, 4);
+    assert!(matches!(
+        s.steps[3].action,
+        Action::Partition {
+            direction: crate::model::target::Direction::OneWay,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn sources_are_references_of_known_forms() {
+    let s = parse(
+        "source = [\"redis/redis#6062\", \"valkey-io/valkey:tests/sentinel/tests/12-primary-reboot.tcl\", \"article:vip-notify\", \"https://example.org/x\"]\n[[step]]\naction = \"heal\"\n",
+    )
+    .unwrap();
+    let text: Vec<String> = s.sources.iter().map(Source::text).collect();
+    assert_eq!(text[0], "redis/redis#6062");
+    assert_eq!(
+        s.sources[0].url().unwrap(),
+        "https://github.com/redis/redis/issues/6062"
+    );
+    assert!(matches!(s.sources[1], Source::File { .. }));
+    let e = parse("source = \"somewhere on the internet\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("t.toml:1:10:") && e.contains("not a source reference"),
         "{e}"
     );
 }

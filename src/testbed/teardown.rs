@@ -1,21 +1,33 @@
-//! Removing testbeds: one by name, or every testbed-labelled object on the
-//! machine (`down --all`), plus the Ctrl-C / SIGTERM hook that removes the
-//! testbeds this process is still building or owns.
+//! Removing testbeds: one by name, or every testbed-made object on the
+//! machine (`down --all`).
 //!
-//! Invariant: removal finds objects by label (containers, networks) and by
-//! link alias — never by guessing names — and is idempotent.
+//! Removal goes in rounds — list, remove, list again — until nothing of the
+//! testbed is left or a bound passes, and it collects errors instead of
+//! stopping at the first: a network still "has active endpoints" while a
+//! container's removal is under way, and is removed in the next round. What
+//! is still there at the end is named in the error, with the command that
+//! removes it.
+//!
+//! Invariant: objects are found by label (containers, networks), by link
+//! alias, and by the link names a testbed name gives (`Names`: a link made
+//! by `ip link add` whose alias was not set yet, because the process was
+//! killed in between, is still found) — never by guessing; idempotent.
 
 use crate::backend::docker::{LABEL_MANAGED, LABEL_NAME};
 use crate::backend::links;
 use crate::error::{Error, Result};
+use crate::model::net::Names;
 use bollard::query_parameters::{
     ListContainersOptions, ListNetworksOptions, RemoveContainerOptions,
 };
 use bollard::Docker;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::{Mutex, OnceLock};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long removal keeps trying before it reports what is left.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 /// What a removal removed.
 #[derive(Debug, Default, Serialize)]
@@ -28,7 +40,10 @@ pub struct Removed {
 
 impl Removed {
     pub fn is_empty(&self) -> bool {
-        self.containers.is_empty() && self.networks.is_empty() && self.links.is_empty()
+        self.containers.is_empty()
+            && self.networks.is_empty()
+            && self.links.is_empty()
+            && self.state_dirs.is_empty()
     }
 }
 
@@ -42,6 +57,15 @@ fn filter(name: Option<&str>) -> HashMap<String, Vec<String>> {
 
 /// Names of the containers of testbed `name` (or of all testbeds).
 pub async fn containers(docker: &Docker, name: Option<&str>) -> Result<Vec<String>> {
+    Ok(labelled_containers(docker, name)
+        .await?
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect())
+}
+
+/// (container, testbed label) of testbed `name` (or of all testbeds).
+async fn labelled_containers(docker: &Docker, name: Option<&str>) -> Result<Vec<(String, String)>> {
     let list = docker
         .list_containers(Some(ListContainersOptions {
             all: true,
@@ -52,78 +76,225 @@ pub async fn containers(docker: &Docker, name: Option<&str>) -> Result<Vec<Strin
         .map_err(|e| Error::docker("list containers", e))?;
     Ok(list
         .into_iter()
-        .filter_map(|c| c.names.and_then(|n| n.into_iter().next()))
-        .map(|n| n.trim_start_matches('/').to_string())
+        .filter_map(|c| {
+            let testbed = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_NAME).cloned())
+                .unwrap_or_default();
+            let n = c.names.and_then(|n| n.into_iter().next())?;
+            Some((n.trim_start_matches('/').to_string(), testbed))
+        })
         .collect())
 }
 
 /// Names of the networks of testbed `name` (or of all testbeds).
 pub async fn networks(docker: &Docker, name: Option<&str>) -> Result<Vec<String>> {
+    Ok(labelled_networks(docker, name)
+        .await?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect())
+}
+
+async fn labelled_networks(docker: &Docker, name: Option<&str>) -> Result<Vec<(String, String)>> {
     let list = docker
         .list_networks(Some(ListNetworksOptions {
             filters: Some(filter(name)),
         }))
         .await
         .map_err(|e| Error::docker("list networks", e))?;
-    Ok(list.into_iter().filter_map(|n| n.name).collect())
+    Ok(list
+        .into_iter()
+        .filter_map(|n| {
+            let testbed = n
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_NAME).cloned())
+                .unwrap_or_default();
+            Some((n.name?, testbed))
+        })
+        .collect())
 }
 
-/// Removes testbed `name` (every testbed when `None`): containers, networks,
-/// host links, and state directories under `state_root`.
-pub async fn down(
-    docker: &Docker,
-    name: Option<&str>,
-    state_root: &std::path::Path,
-) -> Result<Removed> {
-    let mut removed = Removed::default();
-    let mut names = containers(docker, name).await?;
-    // Sentinels first: they live in their redis container's namespace.
-    names.sort_by_key(|n| !n.ends_with("-sentinel"));
-    let opts = RemoveContainerOptions {
-        force: true,
-        v: true,
-        ..Default::default()
-    };
-    for c in names {
-        match docker.remove_container(&c, Some(opts.clone())).await {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => removed.containers.push(c),
-            Err(e) => return Err(Error::docker(format!("remove container {c}"), e)),
-        }
-    }
-    for n in networks(docker, name).await? {
-        match docker.remove_network(&n).await {
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => removed.networks.push(n),
-            Err(e) => return Err(Error::docker(format!("remove network {n}"), e)),
-        }
-    }
-    removed.links = links::remove_links(name)?;
-    let dirs: Vec<PathBuf> = match name {
+/// State directories under `state_root` (of `name`, or all of them).
+fn state_dirs(state_root: &Path, name: Option<&str>) -> Vec<PathBuf> {
+    match name {
         Some(n) => vec![state_root.join(n)],
         None => std::fs::read_dir(state_root)
             .into_iter()
             .flatten()
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.join(crate::testbed::STATE_FILE).is_file())
+            .filter(|p| p.join(super::state::STATE_FILE).is_file())
             .collect(),
-    };
-    for d in dirs {
-        if d.exists() {
-            std::fs::remove_dir_all(&d).map_err(|e| Error::io(&d, e))?;
-            removed.state_dirs.push(d.display().to_string());
-        }
     }
-    Ok(removed)
+    .into_iter()
+    .filter(|d| d.exists())
+    .collect()
 }
 
-/// Removes testbed `name` from synchronous code (a `Drop`, a signal
-/// handler): runs on a thread of its own with its own runtime, so it works
+/// Every testbed name known on this machine: from labels, link aliases and
+/// state directories (their link names are derived from these).
+async fn known_names(docker: &Docker, state_root: &Path) -> Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
+    names.extend(
+        labelled_containers(docker, None)
+            .await?
+            .into_iter()
+            .map(|(_, t)| t),
+    );
+    names.extend(
+        labelled_networks(docker, None)
+            .await?
+            .into_iter()
+            .map(|(_, t)| t),
+    );
+    names.extend(links::owned_links().await?.into_iter().map(|l| l.testbed));
+    for d in state_dirs(state_root, None) {
+        if let Some(n) = d.file_name() {
+            names.insert(n.to_string_lossy().into_owned());
+        }
+    }
+    names.remove("");
+    Ok(names)
+}
+
+/// Whatever of testbed `name` (every testbed when `None`) still exists:
+/// containers, networks, links, state dirs — empty when nothing does.
+pub async fn leftovers(
+    docker: &Docker,
+    name: Option<&str>,
+    state_root: &Path,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    out.extend(
+        containers(docker, name)
+            .await?
+            .into_iter()
+            .map(|c| format!("container {c}")),
+    );
+    out.extend(
+        networks(docker, name)
+            .await?
+            .into_iter()
+            .map(|n| format!("network {n}")),
+    );
+    let names: Vec<String> = match name {
+        Some(n) => vec![n.to_string()],
+        None => known_names(docker, state_root).await?.into_iter().collect(),
+    };
+    for l in links::testbed_links(name, &names).await? {
+        out.push(format!("link {l}"));
+    }
+    out.extend(
+        state_dirs(state_root, name)
+            .into_iter()
+            .map(|d| format!("state dir {}", d.display())),
+    );
+    Ok(out)
+}
+
+/// Removes testbed `name` (every testbed when `None`): containers,
+/// networks, host links, and state directories under `state_root`, in
+/// rounds until nothing is left (see the module docs).
+pub async fn down(docker: &Docker, name: Option<&str>, state_root: &Path) -> Result<Removed> {
+    let mut removed = Removed::default();
+    let started = Instant::now();
+    let names: Vec<String> = match name {
+        Some(n) => vec![n.to_string()],
+        None => known_names(docker, state_root).await?.into_iter().collect(),
+    };
+    loop {
+        let mut errors = Vec::new();
+        round(docker, name, &names, state_root, &mut removed, &mut errors).await;
+        let left = leftovers(docker, name, state_root).await?;
+        if left.is_empty() {
+            return Ok(removed);
+        }
+        if started.elapsed() >= PATIENCE {
+            let what = name.map_or("every testbed".to_string(), |n| format!("testbed `{n}`"));
+            let cmd = name.map_or("cargo xtask down --all".to_string(), |n| {
+                format!("cargo xtask down --name {n}")
+            });
+            return Err(Error::State(format!(
+                "removing {what}: still there after {:.0} s: {}; errors: {}\n  hint: run `{cmd}` again; if it persists, remove them by hand",
+                PATIENCE.as_secs_f64(),
+                left.join(", "),
+                if errors.is_empty() { "none".to_string() } else { errors.join("; ") }
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One round of removal; every failure goes into `errors`.
+async fn round(
+    docker: &Docker,
+    name: Option<&str>,
+    names: &[String],
+    state_root: &Path,
+    removed: &mut Removed,
+    errors: &mut Vec<String>,
+) {
+    let gone = |e: &bollard::errors::Error| {
+        matches!(
+            e,
+            bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            }
+        )
+    };
+    match containers(docker, name).await {
+        Ok(mut list) => {
+            // sentinels first: they live in their redis container's namespace
+            list.sort_by_key(|n| !n.ends_with("-sentinel"));
+            let opts = RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            };
+            for c in list {
+                match docker.remove_container(&c, Some(opts.clone())).await {
+                    Ok(()) => removed.containers.push(c),
+                    Err(e) if gone(&e) => removed.containers.push(c),
+                    Err(e) => errors.push(format!("container {c}: {e}")),
+                }
+            }
+        }
+        Err(e) => errors.push(e.to_string()),
+    }
+    match networks(docker, name).await {
+        Ok(list) => {
+            for n in list {
+                match docker.remove_network(&n).await {
+                    Ok(()) => removed.networks.push(n),
+                    Err(e) if gone(&e) => removed.networks.push(n),
+                    Err(e) => errors.push(format!("network {n}: {e}")),
+                }
+            }
+        }
+        Err(e) => errors.push(e.to_string()),
+    }
+    match links::remove_testbed_links(name, names).await {
+        Ok(l) => removed.links.extend(l),
+        Err(e) => errors.push(e.to_string()),
+    }
+    // the state dir last: it records what the testbed was until the rest is gone
+    if errors.is_empty() {
+        for d in state_dirs(state_root, name) {
+            match std::fs::remove_dir_all(&d) {
+                Ok(()) => removed.state_dirs.push(d.display().to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => errors.push(format!("{}: {e}", d.display())),
+            }
+        }
+    }
+}
+
+/// Removes testbed `name` from synchronous code (a `Drop`, the signal
+/// thread): runs on a thread of its own with its own runtime, so it works
 /// inside or outside an async context.
 pub fn down_blocking(name: &str, state_root: PathBuf) -> Result<Removed> {
     let name = name.to_string();
@@ -141,57 +312,8 @@ pub fn down_blocking(name: &str, state_root: PathBuf) -> Result<Removed> {
     .map_err(|_| Error::State("teardown thread panicked".into()))?
 }
 
-/// Testbeds this process must remove if it is interrupted.
-fn live() -> &'static Mutex<Vec<(String, PathBuf)>> {
-    static LIVE: OnceLock<Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
-    LIVE.get_or_init(Default::default)
-}
-
-/// Registers a testbed for removal on Ctrl-C / SIGTERM (installs the handler
-/// once per process).
-pub fn register(name: &str, state_root: PathBuf) {
-    install_signal_handler();
-    live()
-        .lock()
-        .expect("live lock")
-        .push((name.to_string(), state_root));
-}
-
-/// Forgets a testbed (removed, or handed over to the user by `up`).
-pub fn unregister(name: &str) {
-    live().lock().expect("live lock").retain(|(n, _)| n != name);
-}
-
-fn install_signal_handler() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        std::thread::spawn(|| {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                use tokio::signal::unix::{signal, SignalKind};
-                let (Ok(mut int), Ok(mut term)) = (
-                    signal(SignalKind::interrupt()),
-                    signal(SignalKind::terminate()),
-                ) else {
-                    return;
-                };
-                tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-                let list = std::mem::take(&mut *live().lock().expect("live lock"));
-                for (name, root) in list {
-                    eprintln!("interrupted: removing testbed {name}");
-                    if let Err(e) = down_blocking(&name, root) {
-                        eprintln!(
-                            "removing testbed {name} failed: {e}; run `cargo xtask down --all`"
-                        );
-                    }
-                }
-                std::process::exit(130);
-            });
-        });
-    });
+/// The link names testbed `name` gives (for messages and removal by name).
+pub fn link_names(name: &str) -> [String; 3] {
+    let n = Names::new(name);
+    [n.shim, n.parent, n.parent_peer]
 }

@@ -93,6 +93,8 @@ pub struct ExternalRun {
     pub history: Vec<Op>,
     /// A line of stdout that was not an operation record.
     pub parse_error: Option<String>,
+    /// Reading its stdout failed before the end: the history is cut short.
+    pub read_error: Option<String>,
 }
 
 /// A running external client.
@@ -100,7 +102,8 @@ pub struct ExternalClient {
     spec: ExternalSpec,
     child: tokio::process::Child,
     lines: Arc<Mutex<Vec<String>>>,
-    stdout: JoinHandle<()>,
+    /// The reader's error, if stdout could not be read to its end.
+    stdout: JoinHandle<Option<String>>,
     stderr: JoinHandle<String>,
 }
 
@@ -156,8 +159,12 @@ impl ExternalClient {
         let l2 = lines.clone();
         let stdout = tokio::spawn(async move {
             let mut r = BufReader::new(out).lines();
-            while let Ok(Some(l)) = r.next_line().await {
-                l2.lock().expect("not poisoned").push(l);
+            loop {
+                match r.next_line().await {
+                    Ok(Some(l)) => l2.lock().expect("not poisoned").push(l),
+                    Ok(None) => return None,
+                    Err(e) => return Some(e.to_string()),
+                }
             }
         });
         let mut err = child.stderr.take().expect("stderr is piped");
@@ -241,7 +248,10 @@ impl ExternalClient {
             "external-client-stop",
             format!("{}: {exit}", self.spec.name),
         );
-        let _ = (&mut self.stdout).await;
+        let read_error = match (&mut self.stdout).await {
+            Ok(e) => e,
+            Err(e) => Some(format!("the stdout reader failed: {e}")),
+        };
         let stderr = (&mut self.stderr).await.unwrap_or_default();
         let text = self.lines.lock().expect("not poisoned").join("\n");
         let (history, parse_error) = match workload::parse_external(&self.spec.name, &text) {
@@ -260,6 +270,7 @@ impl ExternalClient {
             stderr,
             history,
             parse_error,
+            read_error,
         }
     }
 }

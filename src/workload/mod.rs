@@ -28,7 +28,8 @@ pub enum ClientPath {
     /// redis-rs's sentinel client: resolve the master through the sentinels,
     /// re-resolve after an error (what the second seed's redis-py does).
     Sentinel,
-    /// A fixed node, by name (`node1`) — or `master`: the initial master.
+    /// A fixed node, by name (a scenario's `master` is resolved to the
+    /// initial master's name when the file is read).
     Node(String),
 }
 
@@ -85,27 +86,56 @@ pub fn key(id: u64) -> String {
     format!("{KEY_PREFIX}{id}")
 }
 
-/// A running workload.
+/// A running workload. Dropping it stops its writer at once (an error
+/// between `start` and `stop` must not leave a writer behind that writes
+/// into the next run's keyspace).
 pub struct Workload {
     stop: Arc<AtomicBool>,
-    task: JoinHandle<Vec<Op>>,
+    task: Option<JoinHandle<Vec<Op>>>,
 }
 
 impl Workload {
     /// Starts writing now.
     pub fn start(tb: &Testbed, spec: &WorkloadSpec) -> crate::Result<Workload> {
-        let stop = Arc::new(AtomicBool::new(false));
         let target = Target::new(tb, &spec.path)?;
-        let task = tokio::spawn(run(target, spec.clone(), tb.timeline.clone(), stop.clone()));
-        Ok(Workload { stop, task })
+        Ok(Self::spawn(target, spec, tb.timeline.clone()))
+    }
+
+    /// Starts writing to a fixed address (no testbed needed).
+    pub fn start_at(
+        addr: SocketAddrV4,
+        password: Option<&str>,
+        spec: &WorkloadSpec,
+        timeline: Timeline,
+    ) -> Workload {
+        let target = Target::Fixed(addr, password.map(str::to_string));
+        Self::spawn(target, spec, timeline)
+    }
+
+    fn spawn(target: Target, spec: &WorkloadSpec, timeline: Timeline) -> Workload {
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(run(target, spec.clone(), timeline, stop.clone()));
+        Workload {
+            stop,
+            task: Some(task),
+        }
     }
 
     /// Stops and returns the history.
-    pub async fn stop(self) -> crate::Result<Vec<Op>> {
+    pub async fn stop(mut self) -> crate::Result<Vec<Op>> {
         self.stop.store(true, Ordering::Relaxed);
-        self.task
-            .await
+        let task = self.task.take().expect("only stop and drop take the task");
+        task.await
             .map_err(|e| crate::Error::State(format!("the workload task failed: {e}")))
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
     }
 }
 
@@ -119,44 +149,23 @@ impl Target {
         let pw = tb.password().map(str::to_string);
         Ok(match path {
             ClientPath::Vip => Target::Fixed(tb.vip_addr(), pw),
-            ClientPath::Node(n) if n == "master" => {
-                Target::Fixed(tb.redis_addr(tb.topology.initial_master()), pw)
-            }
             ClientPath::Node(n) => Target::Fixed(tb.redis_addr(tb.node(n)?), pw),
             ClientPath::Sentinel => Target::Sentinel(Box::new(sentinel_client(tb)?)),
         })
     }
 }
 
-/// A sentinel-aware client for the testbed. Like the seed's redis-py client
-/// (`socket_timeout=1`), it bounds its sockets: without that, a sentinel
-/// whose host vanished (black-holed, not refused) stalls every lookup,
-/// because redis-rs takes the sentinels' answers in the configured order.
+/// A sentinel-aware client for the testbed (sentinels in node order, each
+/// socket bounded at 500 ms: see [`client::sentinel_client`]).
 pub fn sentinel_client(tb: &Testbed) -> crate::Result<redis::sentinel::SentinelClient> {
-    use redis::IntoConnectionInfo;
     let t = &tb.topology;
-    let tcp = redis::io::tcp::TcpSettings::default().set_user_timeout(Duration::from_millis(500));
-    let mut infos = Vec::new();
-    for n in &t.nodes {
-        let addr = tb.sentinel_addr(n);
-        let info = client::url(addr, None)
-            .into_connection_info()
-            .map_err(|e| crate::Error::redis(addr, "sentinel url", e))?
-            .set_tcp_settings(tcp.clone());
-        infos.push(info);
-    }
-    let mut node = redis::sentinel::SentinelNodeConnectionInfo::default().set_tcp_settings(tcp);
-    if let Some(p) = tb.password() {
-        node =
-            node.set_redis_connection_info(redis::RedisConnectionInfo::default().set_password(p));
-    }
-    redis::sentinel::SentinelClient::build(
-        infos,
-        t.master_name.clone(),
-        Some(node),
-        redis::sentinel::SentinelServerType::Master,
+    let sentinels: Vec<SocketAddrV4> = t.nodes.iter().map(|n| tb.sentinel_addr(n)).collect();
+    client::sentinel_client(
+        &sentinels,
+        &t.master_name,
+        tb.password(),
+        Duration::from_millis(500),
     )
-    .map_err(|e| crate::Error::redis(tb.sentinel_addr(&t.nodes[0]), "sentinel client", e))
 }
 
 async fn run(

@@ -28,14 +28,46 @@ pub fn fixture(rel: &str) -> PathBuf {
 }
 
 /// The default topology, renamed and moved to 198.18.<slot>.0/24;
-/// `TESTBED_IMAGE` overrides the image.
+/// `TESTBED_IMAGE` overrides the image. Names and slots go through
+/// [`name`] and [`slot`], so a second suite (`TESTBED_TEST_PREFIX`) never
+/// touches this one's testbeds.
 pub fn topology(name: &str, slot: u8) -> Result<Topology> {
     let mut t = Topology::from_file(&fixture("topology.toml"), &ParseOptions::default())?
-        .relocated(name, Subnet::test_slot(slot))?;
+        .relocated(&self::name(name), self::slot(slot)?)?;
     if let Ok(img) = std::env::var("TESTBED_IMAGE") {
         t.image = img;
     }
     Ok(t)
+}
+
+/// A test's testbed name: `TESTBED_TEST_PREFIX` (e.g. `e2-`) + `base`.
+pub fn name(base: &str) -> String {
+    format!(
+        "{}{base}",
+        std::env::var("TESTBED_TEST_PREFIX").unwrap_or_default()
+    )
+}
+
+/// The subnet of a test's slot (its /24 of 198.18.0.0/16). The tests' own
+/// slots are 100-169; with `TESTBED_TEST_PREFIX` set they move down by 90
+/// (to 10-79) unless `TESTBED_TEST_SLOT_OFFSET` says otherwise, so two
+/// suites run side by side. 170-173 (bench), 200-255 (repro, clients,
+/// matrix jobs) and 0 (`cargo xtask up`) are never used.
+pub fn slot(base: u8) -> Result<Subnet> {
+    let prefixed = std::env::var("TESTBED_TEST_PREFIX").is_ok_and(|p| !p.is_empty());
+    let offset: i32 = match std::env::var("TESTBED_TEST_SLOT_OFFSET") {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("TESTBED_TEST_SLOT_OFFSET={v} is not a number"))?,
+        Err(_) if prefixed => -90,
+        Err(_) => 0,
+    };
+    let s = i32::from(base) + offset;
+    anyhow::ensure!(
+        (1..=169).contains(&s),
+        "test slot {base} + offset {offset} = {s} is outside 1..=169 (170-173 are the bench's, 200-255 repro's)"
+    );
+    Ok(Subnet::test_slot(s as u8))
 }
 
 /// [`topology`] with the `fast` profile (Sentinel's periods shortened with
@@ -46,14 +78,14 @@ pub fn fast_topology(name: &str, slot: u8) -> Result<Topology> {
     Ok(t)
 }
 
-/// Brings up a testbed for one test, after removing what a crashed earlier
-/// run of the same test may have left. Docker missing is a loud failure.
+/// Brings up a testbed for one test (`Testbed::up` removes what a killed
+/// earlier run of the same test left, and refuses a testbed another live
+/// process owns). Docker missing is a loud failure.
 pub async fn up(t: Topology) -> Result<Testbed> {
     init_tracing();
-    let docker = testbed::docker::connect()
+    testbed::docker::connect()
         .await
         .context("these tests run real containers and need a Docker engine")?;
-    testbed::teardown::down(&docker, Some(&t.name), &default_state_root()).await?;
     let name = t.name.clone();
     Testbed::up(
         t,

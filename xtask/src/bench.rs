@@ -41,7 +41,7 @@ const SLOTS: [u8; 4] = [170, 171, 172, 173];
 const IMAGE_70: &str = "testbed/redis:7.0";
 
 fn topology(name: &str, slot: u8) -> Result<Topology> {
-    let path = crate::compose::root().join("fixtures/topology.toml");
+    let path = crate::paths::root().join("fixtures/topology.toml");
     let t = Topology::from_file(&path, &testbed::ParseOptions::default())?;
     Ok(t.relocated(name, Subnet::test_slot(slot))?)
 }
@@ -199,8 +199,10 @@ async fn measure(
 ) -> Result<()> {
     // 1. bring-up, alternating up / compose (/ seed-style compose)
     let started = Instant::now();
-    let cmp = ComposeProject::prepare(t_cmp, &out_dir.join("compose-bn-cmp"), false, state_root)?;
-    let nv = ComposeProject::prepare(t_nv, &out_dir.join("compose-bn-nv"), true, state_root)?;
+    let cmp =
+        ComposeProject::prepare(t_cmp, &out_dir.join("compose-bn-cmp"), false, state_root).await?;
+    let nv =
+        ComposeProject::prepare(t_nv, &out_dir.join("compose-bn-nv"), true, state_root).await?;
     let plan = rep.plan.clone();
     for round in 0..plan.bringup_rounds {
         let (s, fp) = bringup::up_round(docker, t_up, round, round == 0).await;

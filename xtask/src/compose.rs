@@ -3,26 +3,10 @@
 //! a project differs from a fresh rendering.
 
 use crate::flags::TopologyArgs;
+use crate::paths::{resolve, root};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use testbed::{ParseOptions, Topology};
-
-/// The workspace root.
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
-/// `p` as given when it exists, else relative to the workspace root.
-pub fn resolve(p: &Path) -> PathBuf {
-    if p.is_relative() && !p.exists() {
-        root().join(p)
-    } else {
-        p.to_path_buf()
-    }
-}
 
 /// Reads the topology file (after `resolve`).
 pub fn load(path: &Path, allow_any_subnet: bool) -> Result<Topology> {

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use testbed::faults::{parse_groups, Action, Direction, PauseMode, SimulateFailure, Target, Verb};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,10 +29,14 @@ pub struct TopologyArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
-    /// Start the testbed and wait until it is healthy (a no-op when running).
+    /// Start the testbed and wait until it is healthy (a no-op when it runs
+    /// with the same topology; refused with what differs otherwise).
     Up {
         #[command(flatten)]
         topo: TopologyArgs,
+        /// Replace a running testbed of that name.
+        #[arg(long)]
+        replace: bool,
         /// Use this existing interface as the macvlan parent instead of a private veth.
         #[arg(long)]
         parent: Option<String>,
@@ -160,53 +165,36 @@ pub struct Attach {
     pub topology: PathBuf,
 }
 
-/// Faults on a testbed started with `cargo xtask up`, for exploring by hand.
-/// A target is a node name, `master` or `replicas`.
+/// Nodes to act on: node names, `master` (the current master),
+/// `initial-master` or `replicas`.
+#[derive(Debug, clap::Args)]
+pub struct Targets {
+    #[arg(required = true)]
+    pub targets: Vec<Target>,
+    #[command(flatten)]
+    pub at: Attach,
+}
+
+/// The verbs of `testbed::model::verb` on a testbed started with `cargo
+/// xtask up`, plus `partitions` and `events`. A subcommand's name is the
+/// verb's, as in scenario files and on the timeline.
 #[derive(Debug, Subcommand)]
 pub enum Chaos {
-    /// docker kill the nodes' redis containers (their sentinels lose the network too).
-    Kill {
-        #[arg(required = true)]
-        targets: Vec<testbed::faults::Target>,
-        #[command(flatten)]
-        at: Attach,
-    },
-    /// Stop nodes gracefully (SIGTERM, SIGKILL after 2 s).
-    Stop {
-        #[arg(required = true)]
-        targets: Vec<testbed::faults::Target>,
-        #[command(flatten)]
-        at: Attach,
-    },
-    /// Start killed or stopped nodes (redis, then its sentinel).
-    Start {
-        #[arg(required = true)]
-        targets: Vec<testbed::faults::Target>,
-        #[command(flatten)]
-        at: Attach,
-    },
-    /// Kill and start again at once (a crash and a quick reboot).
-    Restart {
-        #[arg(required = true)]
-        targets: Vec<testbed::faults::Target>,
-        #[command(flatten)]
-        at: Attach,
-    },
-    /// Freeze the nodes' redis containers (cgroup freezer).
-    Pause {
-        #[arg(required = true)]
-        targets: Vec<testbed::faults::Target>,
-        #[command(flatten)]
-        at: Attach,
-    },
+    /// docker kill of the nodes' redis containers; their sentinels lose the network too.
+    Kill(Targets),
+    /// Graceful stop of the nodes (SIGTERM, SIGKILL after 2 s).
+    Stop(Targets),
+    /// Start killed or stopped nodes (redis, then a restart of its sentinel).
+    Start(Targets),
+    /// Kill and start at once (a crash and a quick reboot).
+    Restart(Targets),
+    /// Freeze the nodes' redis containers (cgroup freezer: no FIN, no RST).
+    Pause(Targets),
     /// Thaw frozen nodes.
-    Resume {
-        #[arg(required = true)]
-        targets: Vec<testbed::faults::Target>,
-        #[command(flatten)]
-        at: Attach,
-    },
-    /// Cut two groups of nodes apart (never from the host).
+    Resume(Targets),
+    /// Cut the nodes from every other node, both ways, but not from the host.
+    Isolate(Targets),
+    /// Cut group A from group B (never from the host).
     ///
     /// `partition node1 -- node2 node3` or `partition --from node1 --to
     /// node2,node3`; without a second group, from every other node. Options
@@ -228,20 +216,8 @@ pub enum Chaos {
         #[command(flatten)]
         at: Attach,
     },
-    /// Remove every partition.
+    /// Remove every partition (idempotent).
     Heal {
-        #[command(flatten)]
-        at: Attach,
-    },
-    /// List the partitions in force (read from the nodes' netfilter rules).
-    Partitions {
-        #[command(flatten)]
-        at: Attach,
-    },
-    /// Cut nodes from every other node, both ways, but not from the host.
-    Isolate {
-        #[arg(required = true)]
-        targets: Vec<testbed::faults::Target>,
         #[command(flatten)]
         at: Attach,
     },
@@ -249,55 +225,46 @@ pub enum Chaos {
     Failover {
         /// The node whose sentinel leads the failover.
         #[arg(long)]
-        via: Option<testbed::faults::Target>,
+        via: Option<Target>,
         #[command(flatten)]
         at: Attach,
     },
-    /// docker kill the nodes' sentinel containers only (redis keeps serving).
-    SentinelKill {
-        #[arg(required = true)]
-        targets: Vec<testbed::faults::Target>,
-        #[command(flatten)]
-        at: Attach,
-    },
+    /// docker kill of the nodes' sentinel containers only (redis keeps serving).
+    SentinelKill(Targets),
+    /// SIGKILL of the sentinel processes: an unexpected exit, restarted by the on-failure policy.
+    SentinelCrash(Targets),
     /// Freeze the nodes' sentinel containers only.
-    SentinelPause {
-        #[arg(required = true)]
-        targets: Vec<testbed::faults::Target>,
-        #[command(flatten)]
-        at: Attach,
-    },
-    /// Thaw or start the nodes' sentinel containers, whichever they need.
-    SentinelResume {
-        #[arg(required = true)]
-        targets: Vec<testbed::faults::Target>,
-        #[command(flatten)]
-        at: Attach,
-    },
-    /// SENTINEL SIMULATE-FAILURE: the sentinel crashes in the next failover it leads.
+    SentinelPause(Targets),
+    /// Thaw or start the nodes' sentinel containers, whichever each needs.
+    SentinelResume(Targets),
+    /// SENTINEL SIMULATE-FAILURE: the sentinel exits in the next failover it leads.
     SimulateFailure {
         /// crash-after-election or crash-after-promotion.
-        mode: testbed::netfaults::SimulateFailure,
-        #[arg(required = true)]
-        targets: Vec<testbed::faults::Target>,
+        #[arg(long, default_value = "crash-after-election")]
+        mode: SimulateFailure,
         #[command(flatten)]
-        at: Attach,
+        t: Targets,
     },
-    /// DEBUG SLEEP: the redis-server answers nothing for SECONDS (needs
+    /// DEBUG SLEEP: the redis-server answers nothing for --ms (needs
     /// `enable-debug-command yes` in the topology's redis_conf).
     DebugSleep {
-        target: testbed::faults::Target,
-        seconds: f64,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+        ms: u64,
         #[command(flatten)]
-        at: Attach,
+        t: Targets,
     },
-    /// CLIENT PAUSE: the redis-server holds its clients' commands back for MS.
+    /// CLIENT PAUSE: the redis-server holds its clients' commands back for --ms.
     ClientPause {
-        target: testbed::faults::Target,
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600_000))]
         ms: u64,
         /// Hold back writes only.
         #[arg(long)]
         write: bool,
+        #[command(flatten)]
+        t: Targets,
+    },
+    /// List the partitions in force (read from the nodes' netfilter rules).
+    Partitions {
         #[command(flatten)]
         at: Attach,
     },
@@ -306,4 +273,202 @@ pub enum Chaos {
         #[command(flatten)]
         at: Attach,
     },
+}
+
+impl Chaos {
+    /// The testbed it acts on.
+    pub fn attach_args(&self) -> &Attach {
+        match self {
+            Chaos::Kill(t)
+            | Chaos::Stop(t)
+            | Chaos::Start(t)
+            | Chaos::Restart(t)
+            | Chaos::Pause(t)
+            | Chaos::Resume(t)
+            | Chaos::Isolate(t)
+            | Chaos::SentinelKill(t)
+            | Chaos::SentinelCrash(t)
+            | Chaos::SentinelPause(t)
+            | Chaos::SentinelResume(t)
+            | Chaos::SimulateFailure { t, .. }
+            | Chaos::DebugSleep { t, .. }
+            | Chaos::ClientPause { t, .. } => &t.at,
+            Chaos::Partition { at, .. }
+            | Chaos::Heal { at }
+            | Chaos::Failover { at, .. }
+            | Chaos::Partitions { at }
+            | Chaos::Events { at } => at,
+        }
+    }
+
+    /// The actions the command stands for, one per target, in order (empty
+    /// for `partitions` and `events`, which act on nothing).
+    pub fn actions(&self) -> Result<Vec<Action>, String> {
+        let each = |verb: Verb, t: &Targets| -> Vec<Action> {
+            t.targets
+                .iter()
+                .map(|x| Action::on(verb, x.clone()).expect("a node verb"))
+                .collect()
+        };
+        Ok(match self {
+            Chaos::Kill(t) => each(Verb::Kill, t),
+            Chaos::Stop(t) => each(Verb::Stop, t),
+            Chaos::Start(t) => each(Verb::Start, t),
+            Chaos::Restart(t) => each(Verb::Restart, t),
+            Chaos::Pause(t) => each(Verb::Pause, t),
+            Chaos::Resume(t) => each(Verb::Resume, t),
+            Chaos::Isolate(t) => each(Verb::Isolate, t),
+            Chaos::SentinelKill(t) => each(Verb::SentinelKill, t),
+            Chaos::SentinelCrash(t) => each(Verb::SentinelCrash, t),
+            Chaos::SentinelPause(t) => each(Verb::SentinelPause, t),
+            Chaos::SentinelResume(t) => each(Verb::SentinelResume, t),
+            Chaos::Partition {
+                a,
+                b,
+                from,
+                to,
+                one_way,
+                ..
+            } => {
+                // clap hands everything after `--` to the second group
+                if let Some(w) = a.iter().chain(b).find(|w| w.starts_with('-')) {
+                    return Err(format!("`{w}` is not a node: options go before `--`"));
+                }
+                let (a, b) = match (a.is_empty() && b.is_empty(), from.is_empty() && to.is_empty()) {
+                    (false, true) => (a, b),
+                    (true, false) => (from, to),
+                    (true, true) => return Err(
+                        "name the groups: `partition node1 -- node2 node3` or `partition --from node1 --to node2,node3`".into(),
+                    ),
+                    (false, false) => {
+                        return Err("give the groups as words or with --from/--to, not both".into())
+                    }
+                };
+                let (a, b) = parse_groups(a, b)?;
+                if let Some(h) = a.iter().chain(&b).find(|t| **t == Target::Host) {
+                    return Err(format!(
+                        "`{h}` is not a node: partitions never cut the host"
+                    ));
+                }
+                let direction = if *one_way {
+                    Direction::OneWay
+                } else {
+                    Direction::Both
+                };
+                vec![Action::Partition { a, b, direction }]
+            }
+            Chaos::Heal { .. } => vec![Action::Heal],
+            Chaos::Failover { via, .. } => vec![Action::Failover { via: via.clone() }],
+            Chaos::SimulateFailure { mode, t } => t
+                .targets
+                .iter()
+                .map(|x| Action::SimulateFailure {
+                    target: x.clone(),
+                    mode: *mode,
+                })
+                .collect(),
+            Chaos::DebugSleep { ms, t } => t
+                .targets
+                .iter()
+                .map(|x| Action::DebugSleep {
+                    target: x.clone(),
+                    ms: *ms,
+                })
+                .collect(),
+            Chaos::ClientPause { ms, write, t } => t
+                .targets
+                .iter()
+                .map(|x| Action::ClientPause {
+                    target: x.clone(),
+                    ms: *ms,
+                    mode: if *write {
+                        PauseMode::Write
+                    } else {
+                        PauseMode::All
+                    },
+                })
+                .collect(),
+            Chaos::Partitions { .. } | Chaos::Events { .. } => vec![],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use testbed::model::verb::VERBS;
+
+    #[test]
+    fn every_verb_is_a_subcommand_and_every_subcommand_a_verb() {
+        let cmd = Xtask::command();
+        let subs: Vec<String> = cmd
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        for v in VERBS.iter().filter(|v| !v.verb.scenario_only()) {
+            assert!(
+                subs.contains(&v.name.to_string()),
+                "no `cargo xtask {}`",
+                v.name
+            );
+        }
+        let others = [
+            "up",
+            "status",
+            "down",
+            "logs",
+            "doctor",
+            "image",
+            "compose",
+            "repro",
+            "bench",
+            "segment",
+            "partitions",
+            "events",
+        ];
+        for s in &subs {
+            assert!(
+                Verb::from_name(s).is_some() || others.contains(&s.as_str()),
+                "`cargo xtask {s}` is neither a verb nor a known command"
+            );
+        }
+    }
+
+    #[test]
+    fn chaos_commands_become_the_actions_of_the_verb_table() {
+        let parse = |args: &[&str]| {
+            let mut v = vec!["cargo xtask"];
+            v.extend_from_slice(args);
+            match Xtask::try_parse_from(v).unwrap().cmd {
+                Cmd::Chaos(c) => c.actions(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let a = parse(&["sentinel-kill", "node2", "replicas"]).unwrap();
+        assert_eq!(a.len(), 2);
+        assert!(a.iter().all(|a| a.verb() == Verb::SentinelKill));
+        let a = parse(&["partition", "--one-way", "master", "--", "node3"]).unwrap();
+        assert!(matches!(
+            &a[0],
+            Action::Partition { direction: Direction::OneWay, b, .. } if b == &[Target::Node("node3".into())]
+        ));
+        assert!(parse(&["partition", "node1", "--", "--one-way"])
+            .unwrap_err()
+            .contains("options go before"));
+        assert!(parse(&["partition", "host"])
+            .unwrap_err()
+            .contains("never cut the host"));
+        let a = parse(&["client-pause", "--ms", "800", "--write", "master"]).unwrap();
+        assert!(matches!(
+            a[0],
+            Action::ClientPause {
+                ms: 800,
+                mode: PauseMode::Write,
+                ..
+            }
+        ));
+        let e = Xtask::try_parse_from(["cargo xtask", "debug-sleep", "--ms", "0", "node1"]);
+        assert!(e.is_err(), "0 ms is refused by the CLI");
+    }
 }

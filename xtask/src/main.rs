@@ -6,6 +6,7 @@ mod chaos;
 mod compose;
 mod flags;
 mod ops;
+mod paths;
 mod repro;
 mod segment;
 
@@ -30,8 +31,33 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(ops::run(args.cmd)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            eprintln!("error: {}", chain(&e));
+            let interrupted = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<testbed::Error>(),
+                    Some(testbed::Error::Interrupted { .. })
+                )
+            });
+            // 128 + SIGINT, as a shell reports a command Ctrl-C stopped
+            std::process::ExitCode::from(if interrupted { 130 } else { 1 })
         }
     }
+}
+
+/// The error and its causes on one line, each cause once (the library's
+/// messages already carry theirs).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for c in e.chain() {
+        let text = c.to_string();
+        if !last.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        last = text;
+    }
+    out
 }

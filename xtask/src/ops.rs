@@ -2,25 +2,12 @@
 //! down, logs, doctor, image. Each is a few calls into the library.
 
 use crate::flags::{Cmd, TopologyArgs};
+use crate::paths::resolve;
 use anyhow::{Context, Result};
 use futures_util::StreamExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use testbed::testbed::{default_state_root, Status};
 use testbed::{ParseOptions, Testbed, Topology, UpOptions};
-
-/// The workspace root (paths in flags are relative to it when not found
-/// relative to the current directory).
-pub(crate) fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-pub(crate) fn resolve(p: &Path) -> PathBuf {
-    if p.is_relative() && !p.exists() {
-        root().join(p)
-    } else {
-        p.to_path_buf()
-    }
-}
 
 fn load(args: &TopologyArgs) -> Result<Topology> {
     let opts = ParseOptions {
@@ -51,6 +38,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Up {
             topo,
+            replace,
             parent,
             no_fix,
         } => {
@@ -58,15 +46,20 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             testbed::doctor::ensure_ready(!no_fix, &state_root).await?;
             let opts = UpOptions {
                 parent,
-                state_root,
+                state_root: state_root.clone(),
                 reuse_running: true,
+                replace_existing: replace,
                 ..Default::default()
             };
             let tb = Testbed::up(t, opts).await?;
+            let name = tb.topology.name.clone();
+            let hints = hints(&tb);
+            // from here on it is the user's: it stays until `down`
+            tb.detach()?;
+            let tb = Testbed::attach(&name, &state_root).await?;
             let status = tb.status().await?;
             print!("{}", render_status(&status));
-            print!("{}", hints(&tb));
-            tb.detach();
+            print!("{hints}");
         }
         Cmd::Status {
             name,
@@ -196,11 +189,16 @@ pub fn render_status(s: &Status) -> String {
         "node", "ip", "mac", "role", "sentinel", "vip", "containers"
     );
     for n in &s.nodes {
+        let mac = match (n.mac.as_str(), n.mac_differs()) {
+            ("", _) => "-".to_string(),
+            (m, false) => m.to_string(),
+            (m, true) => format!("{m} (asked {})", n.expected_mac),
+        };
         out += &format!(
             "{:<8} {:<15} {:<18} {:<8} {:<9} {:<4} {}, {}\n",
             n.name,
             n.ip,
-            n.mac,
+            mac,
             n.role,
             n.sentinel_port,
             if n.holds_vip { "yes" } else { "" },

@@ -12,7 +12,7 @@ use testbed::repro::{RunOptions, RunResult};
 use testbed::scenario::Scenario;
 use testbed::UpOptions;
 
-use crate::ops::{resolve, root};
+use crate::paths::{from_root, resolve};
 
 /// The /24 of 198.18.0.0/16 repro testbeds use (tests use lower slots).
 const SLOT: u8 = 200;
@@ -152,10 +152,7 @@ fn rerun_command(
     image: Option<&str>,
     keep_going: bool,
 ) -> String {
-    let file = match (resolved.canonicalize(), root().canonicalize()) {
-        (Ok(f), Ok(r)) => f.strip_prefix(&r).map(Path::to_path_buf).unwrap_or(f),
-        _ => given.to_path_buf(),
-    };
+    let file = from_root(given, resolved);
     let mut c = format!("cargo xtask repro {}", file.display());
     if repeat > 1 {
         c += &format!(" --repeat {repeat}");

@@ -22,7 +22,7 @@ pub async fn run(
     );
     match action {
         SegmentAction::Up => {
-            let s = compose::segment_up(&t, parent, state_root)?;
+            let s = compose::segment_up(&t, parent, state_root).await?;
             println!(
                 "segment of {name} {}: parent {}, shim {} {}/{}",
                 if s.created { "created" } else { "already up" },

@@ -152,3 +152,20 @@ fn seeds_parse_with_their_values() {
         (Some(1), Some(10))
     );
 }
+
+#[test]
+fn diff_names_each_key_that_differs() {
+    let a = Topology::default_topology();
+    assert!(a.diff(&a.clone()).is_empty());
+    let mut b = a.clone();
+    b.down_after_ms = 3000;
+    b.quorum = 3;
+    let d = a.diff(&b);
+    assert_eq!(
+        d,
+        [
+            "`down_after_ms`: 2000 here, 3000 there",
+            "`quorum`: 2 here, 3 there"
+        ]
+    );
+}

@@ -2,6 +2,7 @@
 //! events, lanes of operations, windows with the VIP on several nodes.
 
 use super::{ACTION, LOST, OBSERVATION, OK, REFUSED, SENTINEL, UNKNOWN};
+use crate::model::verb::{Role, Verb};
 use crate::observe::timeline::{Event, Kind};
 use crate::scenario::run::RunResult;
 use crate::workload::{Op, Outcome};
@@ -50,44 +51,47 @@ fn action_duration_ms(detail: &str) -> Option<f64> {
     }
 }
 
-/// Pairs fault actions with the actions that end them.
+/// Pairs fault actions with the actions that end them, by the verb table:
+/// a verb's window runs until one of its `ended_by` verbs acts on one of its
+/// nodes (`heal` ends every partition), lasts the duration it was given
+/// (`timed`), or runs to the end of the picture. A verb that ends by itself
+/// (a crash the restart policy answers, a restart) has no window.
 pub fn fault_windows(events: &[Event], end_ms: f64) -> Vec<FaultWindow> {
-    let actions: Vec<&Event> = events.iter().filter(|e| e.kind == Kind::Action).collect();
+    let actions: Vec<(&Event, Verb)> = events
+        .iter()
+        .filter(|e| e.kind == Kind::Action)
+        .filter_map(|e| Verb::from_name(&e.name).map(|v| (e, v)))
+        .collect();
     let mut out = Vec::new();
-    for (i, a) in actions.iter().enumerate() {
-        let closers: &[&str] = match a.name.as_str() {
-            "kill" | "stop" => &["start", "restart"],
-            "pause" => &["unpause"],
-            "isolate" | "partition" => &["heal"],
-            "sentinel-kill" | "sentinel-crash" => &["sentinel-start"],
-            "sentinel-pause" => &["sentinel-unpause"],
-            "debug-sleep" | "client-pause" => {
-                if let Some(d) = action_duration_ms(&a.detail) {
-                    out.push(FaultWindow {
-                        start_ms: a.t_ms,
-                        end_ms: (a.t_ms + d).min(end_ms),
-                        label: format!("{} {}", a.name, a.detail),
-                    });
-                }
-                continue;
+    for (i, (a, verb)) in actions.iter().enumerate() {
+        let info = verb.info();
+        if info.role != Role::Fault {
+            continue;
+        }
+        let label = format!("{} {}", a.name, a.detail);
+        if info.timed {
+            if let Some(d) = action_duration_ms(&a.detail) {
+                out.push(FaultWindow {
+                    start_ms: a.t_ms,
+                    end_ms: (a.t_ms + d).min(end_ms),
+                    label,
+                });
             }
-            _ => continue,
-        };
+            continue;
+        }
+        if info.ended_by.is_empty() {
+            continue;
+        }
         let nodes = action_nodes(&a.detail);
-        let closer = actions[i + 1..].iter().find(|c| {
-            closers.contains(&c.name.as_str())
-                && (c.name == "heal" || action_nodes(&c.detail).iter().any(|n| nodes.contains(n)))
+        let closer = actions[i + 1..].iter().find(|(c, cv)| {
+            info.ended_by.contains(cv)
+                && (c.name == Verb::Heal.name()
+                    || action_nodes(&c.detail).iter().any(|n| nodes.contains(n)))
         });
-        let end = match closer {
-            Some(c) => c.t_ms,
-            // a crashed sentinel comes back by its restart policy: no known end
-            None if a.name == "sentinel-crash" => continue,
-            None => end_ms,
-        };
         out.push(FaultWindow {
             start_ms: a.t_ms,
-            end_ms: end,
-            label: format!("{} {}", a.name, a.detail),
+            end_ms: closer.map_or(end_ms, |(c, _)| c.t_ms),
+            label,
         });
     }
     out
@@ -147,7 +151,7 @@ pub(super) fn marks(run: &RunResult, from: f64, to: f64) -> Vec<Mark> {
     {
         let color = match e.kind {
             Kind::Sentinel if key_sentinel_event(e) => SENTINEL,
-            Kind::Action if e.name != "observe" => ACTION,
+            Kind::Action if e.name != Verb::Sleep.name() => ACTION,
             Kind::Observation if e.name != "healthy" => OBSERVATION,
             _ => continue,
         };

@@ -56,7 +56,7 @@ pub(crate) fn sample_run(name: &str, pass: bool) -> RunResult {
             "healthy",
             "up in 900 ms",
         ),
-        ev(1000.0, Kind::Action, "testbed", "observe", "1000 ms"),
+        ev(1000.0, Kind::Action, "testbed", "sleep", "1000 ms"),
         ev(2000.0, Kind::Action, "testbed", "kill", "node1"),
         ev(4000.0, Kind::Sentinel, "node2", "+sdown", &master("")),
         ev(4010.0, Kind::Sentinel, "node3", "+sdown", &master("")),
@@ -152,6 +152,7 @@ pub(crate) fn sample_run(name: &str, pass: bool) -> RunResult {
             lost_acknowledged_writes: 2,
             refused_writes: 18,
             loss_window_ms: 100.0,
+            unmeasured: Default::default(),
         },
         verdicts,
         step_errors: vec![],
@@ -274,6 +275,10 @@ fn fault_windows_end_at_the_action_that_undoes_them() {
         e(7.0, "heal", "2 cuts"),
         e(8.0, "debug-sleep", "node1 for 1.500 s"),
         e(9.0, "sentinel-crash", "node2"),
+        e(10.0, "resume", "node2"),
+        e(11.0, "sentinel-kill", "node3"),
+        e(12.0, "sentinel-resume", "node3 (already running: )"),
+        e(13.0, "sleep", "1000 ms"),
     ];
     let w: Vec<(f64, f64)> = fault_windows(&events, 100.0)
         .iter()
@@ -283,10 +288,11 @@ fn fault_windows_end_at_the_action_that_undoes_them() {
         w,
         vec![
             (1.0, 4.0),
-            (2.0, 100.0),
+            (2.0, 10.0),
             (5.0, 7.0),
             (6.0, 100.0),
-            (8.0, 100.0)
+            (8.0, 100.0),
+            (11.0, 12.0)
         ]
     );
 }

@@ -180,7 +180,7 @@ pub struct ComposeProject {
 impl ComposeProject {
     /// Renders the project of `t` into `dir` (seed-style sentinel configs
     /// when `naive`) and makes its segment.
-    pub fn prepare(
+    pub async fn prepare(
         t: &Topology,
         dir: &Path,
         naive: bool,
@@ -199,7 +199,7 @@ impl ComposeProject {
             std::fs::remove_dir_all(dir)?;
         }
         testbed::compose::write(dir, &files)?;
-        testbed::compose::segment_up(t, None, state_root)?;
+        testbed::compose::segment_up(t, None, state_root).await?;
         Ok(ComposeProject {
             contender: if naive { "compose-naive" } else { "compose" },
             ct: testbed::compose::topology(t)?,

@@ -258,22 +258,12 @@ async fn healthy() -> Result<(), String> {
 }
 
 fn sentinel_client() -> Result<redis::sentinel::SentinelClient> {
-    use redis::IntoConnectionInfo;
-    let tcp = redis::io::tcp::TcpSettings::default().set_user_timeout(Duration::from_millis(500));
-    let infos = SENTINEL_PORTS
-        .iter()
-        .map(|p| {
-            Ok(testbed::client::url(addr(*p), None)
-                .into_connection_info()?
-                .set_tcp_settings(tcp.clone()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let node = redis::sentinel::SentinelNodeConnectionInfo::default().set_tcp_settings(tcp);
-    Ok(redis::sentinel::SentinelClient::build(
-        infos,
-        MASTER_NAME.to_string(),
-        Some(node),
-        redis::sentinel::SentinelServerType::Master,
+    let sentinels: Vec<_> = SENTINEL_PORTS.iter().map(|p| addr(*p)).collect();
+    Ok(testbed::client::sentinel_client(
+        &sentinels,
+        MASTER_NAME,
+        None,
+        Duration::from_millis(500),
     )?)
 }
 

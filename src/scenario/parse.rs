@@ -1,0 +1,662 @@
+//! Parsing and validating a scenario file. Pure except for reading the
+//! topology file it names. Every error is `Error::Input` at file:line:col of
+//! the key at fault, with a hint where one helps.
+
+use super::{Bound, Cmp, Expectation, Holder, Measure, Scenario, Source, Step};
+use crate::error::{Error, Result};
+use crate::model::action::{Action, PauseMode, SimulateFailure, Until};
+use crate::model::target::{Direction, Target, TARGET_WORDS};
+use crate::model::topology::{ParseOptions, Topology};
+use crate::model::verb::{self, Aim, Verb};
+use crate::workload::external::ExternalSpec;
+use crate::workload::{ClientPath, WorkloadSpec};
+use serde::Deserialize;
+use std::ops::Range;
+use std::path::Path;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: Option<String>,
+    description: Option<String>,
+    source: Option<Spanned<RawSources>>,
+    topology: Option<Spanned<String>>,
+    topology_overrides: Option<Spanned<toml::Table>>,
+    workload: Option<Spanned<RawWorkload>>,
+    external_client: Option<Spanned<RawExternal>>,
+    #[serde(default)]
+    step: Vec<Spanned<RawStep>>,
+    expect: Option<Spanned<toml::Table>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSources {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    path: Spanned<String>,
+    rate: Option<Spanned<u32>>,
+    timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExternal {
+    name: Option<Spanned<String>>,
+    command: Spanned<Vec<String>>,
+    rate: Option<Spanned<u32>>,
+    timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    at_ms: Option<Spanned<u64>>,
+    action: Spanned<String>,
+    target: Option<Spanned<String>>,
+    via: Option<Spanned<String>>,
+    a: Option<Spanned<Vec<String>>>,
+    b: Option<Spanned<Vec<String>>>,
+    one_way: Option<Spanned<bool>>,
+    mode: Option<Spanned<String>>,
+    ms: Option<Spanned<u64>>,
+    until: Option<Spanned<String>>,
+    timeout_ms: Option<Spanned<u64>>,
+}
+
+/// Turns spans of one file into `Error::Input`.
+struct Ctx<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, msg: impl Into<String>, hint: Option<&str>) -> Error {
+        Error::at(
+            self.path.display(),
+            self.text,
+            span.start,
+            msg,
+            hint.map(str::to_string),
+        )
+    }
+}
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file.
+    pub fn from_file(path: &Path) -> Result<Scenario> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates scenario TOML; `path` names it in messages and
+    /// anchors its relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario> {
+        let cx = Ctx { text, path };
+        let raw: Raw = toml::from_str(text)
+            .map_err(|e| cx.err(e.span().unwrap_or(0..0), e.message(), None))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = raw.name.clone().unwrap_or_else(|| {
+            path.file_stem()
+                .map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
+        });
+        let topology = topology(&cx, &raw, dir)?;
+        let workload = raw
+            .workload
+            .as_ref()
+            .map(|w| workload(&cx, w.get_ref(), &topology))
+            .transpose()?;
+        let external = raw
+            .external_client
+            .as_ref()
+            .map(|x| external(&cx, x.get_ref(), dir))
+            .transpose()?;
+        let mut steps = Vec::new();
+        for s in &raw.step {
+            steps.push(step(&cx, s, &topology, external.is_some())?);
+        }
+        let expect = match &raw.expect {
+            Some(e) => expectations(&cx, e, &topology, external.is_some())?,
+            None => Vec::new(),
+        };
+        let sources = match &raw.source {
+            Some(s) => sources(&cx, s)?,
+            None => Vec::new(),
+        };
+        Ok(Scenario {
+            name,
+            description: raw.description.unwrap_or_default(),
+            sources,
+            file: path.to_path_buf(),
+            text: text.to_string(),
+            topology,
+            workload,
+            external,
+            steps,
+            expect,
+        })
+    }
+}
+
+/// The topology: a file (default: fixtures/topology.toml beside the
+/// scenarios folder) with the scenario's overrides laid on top.
+fn topology(cx: &Ctx, raw: &Raw, dir: &Path) -> Result<Topology> {
+    let (path, span) = match &raw.topology {
+        Some(p) => (dir.join(p.get_ref()), p.span()),
+        None => (dir.join("../topology.toml"), 0..0),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        let msg = format!("key `topology`: cannot read {}: {e}", path.display());
+        cx.err(span.clone(), msg, None)
+    })?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
+        let msg = format!("key `topology`: {}: {e}", path.display());
+        cx.err(span.clone(), msg, None)
+    })?;
+    let overrides = raw.topology_overrides.as_ref();
+    for (k, v) in overrides.map(|o| o.get_ref().iter()).into_iter().flatten() {
+        table.insert(k.clone(), v.clone());
+    }
+    let merged = toml::to_string(&table).expect("a table serialises");
+    Topology::parse(&merged, Some(&path), &ParseOptions::default()).map_err(|e| {
+        let msg = format!("the topology with this scenario's overrides is invalid: {e}");
+        cx.err(overrides.map_or(0..0, |o| o.span()), msg, None)
+    })
+}
+
+fn workload(cx: &Ctx, w: &RawWorkload, t: &Topology) -> Result<WorkloadSpec> {
+    let path = match w.path.get_ref().as_str() {
+        "vip" => ClientPath::Vip,
+        "sentinel" => ClientPath::Sentinel,
+        "master" | "initial-master" => ClientPath::Node(t.initial_master().name.clone()),
+        n if t.node(n).is_some() => ClientPath::Node(n.to_string()),
+        other => {
+            return Err(cx.err(
+                w.path.span(),
+                format!("key `workload.path`: `{other}` is not a client path"),
+                Some("use \"vip\", \"sentinel\", \"master\" (the node that is master when the workload starts: a fixed address) or a node name"),
+            ))
+        }
+    };
+    let d = WorkloadSpec::default();
+    Ok(WorkloadSpec {
+        path,
+        rate: rate(cx, &w.rate, "workload.rate")?.unwrap_or(d.rate),
+        timeout_ms: positive(cx, &w.timeout_ms, "workload.timeout_ms")?.unwrap_or(d.timeout_ms),
+    })
+}
+
+fn external(cx: &Ctx, x: &RawExternal, dir: &Path) -> Result<ExternalSpec> {
+    let name = x
+        .name
+        .as_ref()
+        .map_or("external".to_string(), |n| n.get_ref().clone());
+    let usable = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !usable {
+        return Err(cx.err(
+            x.name.as_ref().map_or(0..0, |n| n.span()),
+            format!("key `external_client.name`: `{name}` is not a usable name"),
+            Some("1-32 letters, digits, `-` or `_` (it becomes the key prefix wl:<name>:)"),
+        ));
+    }
+    if x.command
+        .get_ref()
+        .first()
+        .is_none_or(|c| c.trim().is_empty())
+    {
+        return Err(cx.err(
+            x.command.span(),
+            "key `external_client.command`: the command is empty",
+            Some("e.g. command = [\"python3\", \"../clients/python/redis_py_sentinel.py\"]"),
+        ));
+    }
+    let d = WorkloadSpec::default();
+    Ok(ExternalSpec {
+        name,
+        command: x.command.get_ref().clone(),
+        dir: dir.to_path_buf(),
+        rate: rate(cx, &x.rate, "external_client.rate")?.unwrap_or(d.rate),
+        timeout_ms: positive(cx, &x.timeout_ms, "external_client.timeout_ms")?.unwrap_or(1000),
+    })
+}
+
+/// Writes per second: 1 to 1000.
+fn rate(cx: &Ctx, v: &Option<Spanned<u32>>, key: &str) -> Result<Option<u32>> {
+    match v {
+        Some(r) if !(1..=1000).contains(r.get_ref()) => Err(cx.err(
+            r.span(),
+            format!(
+                "key `{key}`: {} is outside 1..=1000 writes per second",
+                r.get_ref()
+            ),
+            None,
+        )),
+        v => Ok(v.as_ref().map(|r| *r.get_ref())),
+    }
+}
+
+fn positive(cx: &Ctx, v: &Option<Spanned<u64>>, key: &str) -> Result<Option<u64>> {
+    match v {
+        Some(n) if *n.get_ref() == 0 => {
+            Err(cx.err(n.span(), format!("key `{key}`: must be more than 0"), None))
+        }
+        v => Ok(v.as_ref().map(|n| *n.get_ref())),
+    }
+}
+
+/// The keys each kind of step takes besides `action` and `at_ms`.
+fn keys_of(verb: Verb) -> &'static [&'static str] {
+    match verb.info().aim {
+        Aim::Nothing => match verb {
+            Verb::Sleep => &["ms"],
+            Verb::Wait => &["until", "timeout_ms"],
+            _ => &[],
+        },
+        Aim::Groups => &["a", "b", "one_way"],
+        Aim::OptionalNode | Aim::OneNode => &["via"],
+        Aim::Nodes => match verb {
+            Verb::SimulateFailure => &["target", "mode"],
+            Verb::DebugSleep => &["target", "ms"],
+            Verb::ClientPause => &["target", "ms", "mode"],
+            _ => &["target"],
+        },
+    }
+}
+
+fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Result<Step> {
+    let span = s.span();
+    let line = crate::error::line_col(cx.text, span.start).0;
+    let r = s.get_ref();
+    let name = r.action.get_ref().as_str();
+    let verb = match (Verb::from_name(name), Verb::renamed(name)) {
+        (Some(v), _) => v,
+        (None, Some(v)) => {
+            return Err(cx.err(
+                r.action.span(),
+                format!("key `action`: `{name}` was renamed `{v}`"),
+                Some(&format!(
+                    "write action = \"{v}\" (one name everywhere: CLI, scenarios, timeline)"
+                )),
+            ))
+        }
+        (None, None) => {
+            return Err(cx.err(
+                r.action.span(),
+                format!("key `action`: `{name}` is not an action"),
+                Some(&verb::names(|_| true)),
+            ))
+        }
+    };
+    let given: [(&str, Option<Range<usize>>); 9] = [
+        ("target", r.target.as_ref().map(Spanned::span)),
+        ("via", r.via.as_ref().map(Spanned::span)),
+        ("a", r.a.as_ref().map(Spanned::span)),
+        ("b", r.b.as_ref().map(Spanned::span)),
+        ("one_way", r.one_way.as_ref().map(Spanned::span)),
+        ("mode", r.mode.as_ref().map(Spanned::span)),
+        ("ms", r.ms.as_ref().map(Spanned::span)),
+        ("until", r.until.as_ref().map(Spanned::span)),
+        ("timeout_ms", r.timeout_ms.as_ref().map(Spanned::span)),
+    ];
+    let takes = keys_of(verb);
+    for (key, at) in &given {
+        if let (Some(at), false) = (at, takes.contains(key)) {
+            let hint = if takes.is_empty() {
+                format!("`{verb}` takes no arguments")
+            } else {
+                format!("`{verb}` takes {}", takes.join(", "))
+            };
+            return Err(cx.err(
+                at.clone(),
+                format!("key `{key}` does not apply to `{verb}`"),
+                Some(&hint),
+            ));
+        }
+    }
+    let need_target = || -> Result<Target> {
+        let v = r.target.as_ref().ok_or_else(|| {
+            cx.err(
+                span.clone(),
+                format!("step `{verb}` needs `target`"),
+                Some(TARGET_WORDS),
+            )
+        })?;
+        target(cx, v, t, verb)
+    };
+    let need_ms = || -> Result<u64> {
+        let ms =
+            r.ms.as_ref()
+                .ok_or_else(|| cx.err(span.clone(), format!("step `{verb}` needs `ms`"), None))?;
+        positive(cx, &Some(ms.clone()), "ms").map(|v| v.unwrap_or(0))
+    };
+    let action = match verb {
+        Verb::Partition => {
+            let (Some(a), Some(b)) = (&r.a, &r.b) else {
+                return Err(cx.err(
+                    span,
+                    "step `partition` needs groups `a` and `b`",
+                    Some("e.g. a = [\"node1\"], b = [\"node2\", \"node3\"]; b = [] is every other node"),
+                ));
+            };
+            let group = |g: &Spanned<Vec<String>>| -> Result<Vec<Target>> {
+                g.get_ref()
+                    .iter()
+                    .map(|w| target(cx, &Spanned::new(g.span(), w.clone()), t, verb))
+                    .collect()
+            };
+            let (ga, gb) = (group(a)?, group(b)?);
+            if ga.is_empty() {
+                return Err(cx.err(a.span(), "key `a`: the first group is empty", None));
+            }
+            let direction = match r.one_way.as_ref().map(|o| *o.get_ref()) {
+                Some(true) => Direction::OneWay,
+                _ => Direction::Both,
+            };
+            Action::Partition {
+                a: ga,
+                b: gb,
+                direction,
+            }
+        }
+        Verb::Heal => Action::Heal,
+        Verb::Failover => Action::Failover {
+            via: r.via.as_ref().map(|v| target(cx, v, t, verb)).transpose()?,
+        },
+        Verb::SimulateFailure => Action::SimulateFailure {
+            target: need_target()?,
+            mode: typed(cx, &r.mode, "mode")?.unwrap_or(SimulateFailure::CrashAfterElection),
+        },
+        Verb::DebugSleep => Action::DebugSleep {
+            target: need_target()?,
+            ms: need_ms()?,
+        },
+        Verb::ClientPause => Action::ClientPause {
+            target: need_target()?,
+            ms: need_ms()?,
+            mode: typed::<PauseMode>(cx, &r.mode, "mode")?.unwrap_or_default(),
+        },
+        Verb::Sleep => Action::Sleep { ms: need_ms()? },
+        Verb::Wait => {
+            let until: Until = typed(cx, &r.until, "until")?.ok_or_else(|| {
+                cx.err(
+                    span.clone(),
+                    "step `wait` needs `until`",
+                    Some("switch, demoted, healthy, no-switch or external-recovered"),
+                )
+            })?;
+            if until == Until::ExternalRecovered && !has_external {
+                let at = r.until.as_ref().map_or(span.clone(), |u| u.span());
+                return Err(cx.err(
+                    at,
+                    "step `wait`: `external-recovered` needs an `[external_client]`",
+                    None,
+                ));
+            }
+            // a demotion can take 4 publish periods + an INFO period (~18 s)
+            let timeout_ms = positive(cx, &r.timeout_ms, "timeout_ms")?
+                .unwrap_or(t.failover_timeout_ms + 25_000);
+            Action::Wait { until, timeout_ms }
+        }
+        v => Action::on(v, need_target()?).expect("every other verb is aimed at nodes"),
+    };
+    Ok(Step {
+        at_ms: r.at_ms.as_ref().map(|a| *a.get_ref()),
+        action,
+        line,
+    })
+}
+
+/// A target word, checked against the topology and the verb's aim.
+fn target(cx: &Ctx, v: &Spanned<String>, t: &Topology, verb: Verb) -> Result<Target> {
+    let target: Target = v
+        .get_ref()
+        .parse()
+        .map_err(|m: String| cx.err(v.span(), m, None))?;
+    let bad = |msg: String, hint: &str| Err(cx.err(v.span(), msg, Some(hint)));
+    match &target {
+        Target::Node(n) if t.node(n).is_none() => {
+            let known: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
+            bad(
+                format!("step `{verb}`: no node named `{n}`"),
+                &format!("the nodes are {}; or use {TARGET_WORDS}", known.join(", ")),
+            )
+        }
+        Target::Host => bad(
+            format!("step `{verb}`: `host` is not a node"),
+            "partitions never cut the host; name nodes",
+        ),
+        Target::Replicas if matches!(verb.info().aim, Aim::OneNode | Aim::OptionalNode) => bad(
+            format!("step `{verb}` is aimed at one node; `replicas` can name several"),
+            "name one node, `master` or `initial-master`",
+        ),
+        _ => Ok(target),
+    }
+}
+
+/// An optional string key parsed into `T`.
+fn typed<T: std::str::FromStr<Err = String>>(
+    cx: &Ctx,
+    v: &Option<Spanned<String>>,
+    key: &str,
+) -> Result<Option<T>> {
+    v.as_ref()
+        .map(|s| {
+            s.get_ref()
+                .parse()
+                .map_err(|m: String| cx.err(s.span(), format!("key `{key}`: {m}"), None))
+        })
+        .transpose()
+}
+
+fn sources(cx: &Ctx, s: &Spanned<RawSources>) -> Result<Vec<Source>> {
+    let list = match s.get_ref() {
+        RawSources::One(x) => vec![x.clone()],
+        RawSources::Many(v) => v.clone(),
+    };
+    if list.is_empty() {
+        return Err(cx.err(s.span(), "key `source`: the list is empty", None));
+    }
+    list.iter()
+        .map(|x| {
+            parse_source(x).map_err(|m| {
+                cx.err(
+                    s.span(),
+                    format!("key `source`: {m}"),
+                    Some("owner/repo#123 (an issue or pull request), owner/repo:path/to/test (a file of a repository), article:NAME, or an https:// URL"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// One source reference (see [`Source`]).
+pub fn parse_source(x: &str) -> std::result::Result<Source, String> {
+    let repo_ok = |r: &str| {
+        let mut parts = r.split('/');
+        let (Some(o), Some(n), None) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let ok = |w: &str| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        ok(o) && ok(n)
+    };
+    if let Some(u) = x.strip_prefix("https://") {
+        return if u.contains('.') && !u.contains(char::is_whitespace) {
+            Ok(Source::Url { url: x.to_string() })
+        } else {
+            Err(format!("`{x}` is not a URL"))
+        };
+    }
+    if let Some(name) = x.strip_prefix("article:") {
+        return if name.is_empty() {
+            Err("`article:` names no article".into())
+        } else {
+            Ok(Source::Article { name: name.into() })
+        };
+    }
+    if let Some((repo, n)) = x.split_once('#') {
+        if repo_ok(repo) {
+            if let Ok(number) = n.parse::<u64>() {
+                return Ok(Source::Issue {
+                    repo: repo.into(),
+                    number,
+                });
+            }
+        }
+    }
+    if let Some((repo, path)) = x.split_once(':') {
+        if repo_ok(repo) && !path.is_empty() && !path.contains(char::is_whitespace) {
+            return Ok(Source::File {
+                repo: repo.into(),
+                path: path.into(),
+            });
+        }
+    }
+    Err(format!("`{x}` is not a source reference"))
+}
+
+fn expectations(
+    cx: &Ctx,
+    e: &Spanned<toml::Table>,
+    t: &Topology,
+    has_external: bool,
+) -> Result<Vec<Expectation>> {
+    let mut entries: Vec<(String, &toml::Value, bool)> = Vec::new();
+    for (k, v) in e.get_ref() {
+        match (k.as_str(), v) {
+            ("external", toml::Value::Table(table)) => {
+                if !has_external {
+                    return Err(cx.err(
+                        e.span(),
+                        "key `expect.external`: the scenario has no `[external_client]`",
+                        Some("add an [external_client] table, or remove these expectations"),
+                    ));
+                }
+                entries.extend(table.iter().map(|(k, v)| (k.clone(), v, true)));
+            }
+            _ => entries.push((k.clone(), v, false)),
+        }
+    }
+    let mut out = Vec::new();
+    for (k, v, ext) in entries {
+        let full = if ext {
+            format!("external.{k}")
+        } else {
+            k.clone()
+        };
+        let mut x = expectation(&k, v, t).map_err(|(m, hint)| {
+            cx.err(
+                e.span(),
+                format!("key `expect.{full}`: {m}"),
+                hint.as_deref(),
+            )
+        })?;
+        if ext {
+            if !x.measure.is_per_client() {
+                return Err(cx.err(
+                    e.span(),
+                    format!("key `expect.{full}`: `{k}` is not measured per client"),
+                    Some("per client: lost_acknowledged_writes, client_recovered_within_ms, refused_writes, loss_window_ms"),
+                ));
+            }
+            x.external = true;
+            x.source = format!("external.{}", x.source);
+        }
+        out.push(x);
+    }
+    Ok(out)
+}
+
+type Problem = (String, Option<String>);
+
+fn expectation(
+    key: &str,
+    v: &toml::Value,
+    t: &Topology,
+) -> std::result::Result<Expectation, Problem> {
+    let all: Vec<&str> = Measure::ALL.iter().map(|m| m.key()).collect();
+    let measure = Measure::from_key(key)
+        .ok_or_else(|| ("not a known measure".to_string(), Some(all.join(", "))))?;
+    let source = format!("{key} = {v}");
+    let (op, bound) = match v {
+        toml::Value::String(s) if measure == Measure::VipHolder => {
+            let h = match s.as_str() {
+                "new-master" => Holder::NewMaster,
+                "old-master" => Holder::OldMaster,
+                "none" => Holder::None,
+                n if t.node(n).is_some() => Holder::Node(n.to_string()),
+                n => {
+                    return Err((
+                        format!("`{n}` is neither a role nor a node"),
+                        Some("use \"new-master\", \"old-master\", \"none\" or a node name".into()),
+                    ))
+                }
+            };
+            (Cmp::Eq, Bound::Holder(h))
+        }
+        _ if measure == Measure::VipHolder => {
+            return Err((
+                format!("{v} is not a holder"),
+                Some("use \"new-master\", \"old-master\", \"none\" or a node name".into()),
+            ))
+        }
+        toml::Value::Integer(i) => {
+            let op = if measure.is_upper_bound() {
+                Cmp::Le
+            } else {
+                Cmp::Eq
+            };
+            (op, Bound::Number(*i as f64))
+        }
+        toml::Value::String(s) => {
+            let s = s.trim();
+            let (op, rest) = [
+                (">=", Cmp::Ge),
+                ("<=", Cmp::Le),
+                (">", Cmp::Gt),
+                ("<", Cmp::Lt),
+                ("=", Cmp::Eq),
+            ]
+            .iter()
+            .find_map(|(p, c)| s.strip_prefix(p).map(|r| (*c, r.trim())))
+            .ok_or_else(|| {
+                (
+                    format!("`{s}` is not a comparison like \"> 0\" or \"<= 5000\""),
+                    None,
+                )
+            })?;
+            let n: f64 = rest
+                .parse()
+                .ok()
+                .filter(|n: &f64| n.is_finite())
+                .ok_or_else(|| (format!("`{rest}` is not a number"), None))?;
+            (op, Bound::Number(n))
+        }
+        other => {
+            return Err((
+                format!("{other} is neither a number nor a comparison string"),
+                None,
+            ))
+        }
+    };
+    Ok(Expectation {
+        measure,
+        op,
+        bound,
+        source,
+        external: false,
+    })
+}
