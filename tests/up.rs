@@ -4,7 +4,7 @@
 
 mod common;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
 use testbed::net::mac_for;
@@ -92,12 +92,33 @@ async fn up_is_healthy_and_down_leaves_nothing() -> Result<()> {
         mac_for(master.ip)
     );
 
-    // The sentinel shares the redis container's network namespace.
+    // Each sentinel shares its redis container's network namespace: the
+    // two container processes point at the same namespace inode.
+    for n in &t.nodes {
+        let redis_pid = tb.pid(n).await?;
+        let s =
+            testbed::containers::state(&tb.docker, &tb.names.sentinel(&n.name), &tb.names.network)
+                .await?
+                .context("no sentinel container")?;
+        let ns = |pid: i64| std::fs::read_link(format!("/proc/{pid}/ns/net"));
+        let (a, b) = (ns(redis_pid)?, ns(s.pid)?);
+        ensure!(a == b, "{}: redis in {a:?}, its sentinel in {b:?}", n.name);
+        // and it is not the host's
+        ensure!(
+            a != std::fs::read_link("/proc/self/ns/net")?,
+            "{} runs in the host's namespace",
+            n.name
+        );
+    }
+    // status reads the MACs from the interfaces: the ones asked for
     let status = tb.status().await?;
     ensure!(
         status.nodes.iter().filter(|n| n.holds_vip).count() == 1,
         "{status:?}"
     );
+    for n in &status.nodes {
+        ensure!(!n.mac.is_empty() && !n.mac_differs(), "{n:?}");
+    }
 
     let names = tb.names.clone();
     let docker = tb.docker.clone();
@@ -140,5 +161,90 @@ async fn a_busy_subnet_is_refused_and_nothing_is_left() -> Result<()> {
         .iter()
         .any(|l| l.testbed == "t-busy-b"));
     first.down().await?;
+    Ok(())
+}
+
+/// A bring-up that fails after containers were made (the sentinels cannot
+/// authenticate: health never holds) removes everything it made.
+#[tokio::test]
+async fn a_failed_bring_up_leaves_nothing() -> Result<()> {
+    common::init_tracing();
+    let mut t = common::topology("t-upfail", 109)?;
+    t.redis_conf.push("requirepass only-redis-knows".into());
+    let name = t.name.clone();
+    let opts = testbed::UpOptions {
+        health_timeout: std::time::Duration::from_secs(6),
+        ..Default::default()
+    };
+    let err = match testbed::Testbed::up(t, opts).await {
+        Ok(_) => anyhow::bail!("a testbed whose sentinels cannot authenticate came up healthy"),
+        Err(e) => e.to_string(),
+    };
+    ensure!(
+        err.contains("waiting for the testbed to be healthy"),
+        "{err}"
+    );
+    ensure!(
+        err.contains("NOAUTH") || err.contains("Authentication"),
+        "{err}"
+    );
+    let docker = testbed::docker::connect().await?;
+    let left = testbed::teardown::leftovers(
+        &docker,
+        Some(&name),
+        &testbed::testbed::default_state_root(),
+    )
+    .await?;
+    ensure!(left.is_empty(), "left behind: {left:?}");
+    Ok(())
+}
+
+/// `up` of a running testbed's name with another topology says what
+/// differs and refuses; with the same topology it attaches. The testbed has
+/// a password with `/`, `#` and `%`, which must work unescaped.
+#[tokio::test]
+async fn a_changed_topology_is_refused_and_url_characters_in_passwords_work() -> Result<()> {
+    let mut t = common::topology("t-change", 110)?;
+    t.auth = Some(testbed::topology::Auth {
+        password: "p/a#s%25w".into(),
+    });
+    let tb = common::up(t.clone()).await?;
+    // the password works from here, through the VIP
+    let mut c = testbed::client::connect(tb.vip_addr(), tb.password()).await?;
+    redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query_async::<()>(&mut c)
+        .await?;
+
+    let mut changed = t.clone();
+    changed.down_after_ms = 3000;
+    let opts = testbed::UpOptions {
+        reuse_running: true,
+        ..Default::default()
+    };
+    let err = match testbed::Testbed::up(changed, opts.clone()).await {
+        Ok(_) => anyhow::bail!("up with another down_after_ms returned the running testbed"),
+        Err(e) => e.to_string(),
+    };
+    ensure!(
+        err.contains("`down_after_ms`: 2000 here, 3000 there") && err.contains("--replace"),
+        "{err}"
+    );
+    // the running one is untouched
+    let m = testbed::client::sentinel_master(tb.sentinel_addr(&t.nodes[1]), &t.master_name).await?;
+    ensure!(
+        m.get("down-after-milliseconds").map(String::as_str) == Some("2000"),
+        "{m:?}"
+    );
+    // the same topology attaches
+    let again = testbed::Testbed::up(t.clone(), opts).await?;
+    ensure!(again.topology.name == t.name);
+    drop(again);
+    ensure!(
+        tb.status().await?.nodes.iter().all(|n| n.role != "down"),
+        "attaching took it down"
+    );
+    tb.down().await?;
     Ok(())
 }

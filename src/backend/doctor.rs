@@ -201,19 +201,26 @@ async fn macvlan_check() -> Outcome {
         format!("tbchk{pid}b"),
         format!("tbchk{pid}m"),
     );
+    // the testbed's alias on each link, so `down --all` finds them if this
+    // process dies before deleting them
+    let alias = format!("{}doctor-probe", crate::model::net::LINK_ALIAS_PREFIX);
     let made = async {
         host::run_async(
             "ip",
             &["link", "add", &a, "type", "veth", "peer", "name", &b],
         )
         .await?;
+        for l in [&a, &b] {
+            host::run_async("ip", &["link", "set", l, "alias", &alias]).await?;
+        }
         host::run_async(
             "ip",
             &[
                 "link", "add", &m, "link", &a, "type", "macvlan", "mode", "bridge",
             ],
         )
-        .await
+        .await?;
+        host::run_async("ip", &["link", "set", &m, "alias", &alias]).await
     }
     .await;
     // Deleting one veth end removes its peer and the macvlan on it; each is
@@ -419,12 +426,13 @@ async fn start_dockerd(log_dir: &Path, progress: &Progress) -> Result<()> {
 /// Checks, fixes when allowed and needed, and fails listing every check
 /// that still fails. A missing optional tool only logs a warning.
 pub async fn ensure_ready(allow_fix: bool, log_dir: &Path) -> Result<()> {
+    let progress = Progress::new("doctor");
     let failed = |cs: Vec<Check>| -> Vec<Check> {
         cs.into_iter()
             .filter(|c| {
                 let optional = OPTIONAL.contains(&c.name);
                 if !c.ok && optional {
-                    tracing::warn!("{}: {} ({})", c.name, c.detail, c.hint);
+                    progress.warn(format!("{}: {} ({})", c.name, c.detail, c.hint));
                 }
                 !c.ok && !optional
             })

@@ -9,9 +9,13 @@ use std::process::{Command, Stdio};
 pub fn run(program: &str, args: &[&str]) -> Result<String> {
     let line = command_line(program, args);
     tracing::debug!(command = %line, "run");
+    use std::os::unix::process::CommandExt;
     let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
+        // its own process group: a Ctrl-C at the terminal reaches this
+        // process, which stops between steps, not a half-done `ip` call
+        .process_group(0)
         .output()
         .map_err(|e| {
             Error::command(

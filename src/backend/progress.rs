@@ -37,6 +37,17 @@ impl Progress {
         self.emit(&msg.to_string());
     }
 
+    /// Reports a detail within a step (printed like a step, not kept among
+    /// the timed steps of [`Progress::steps`]).
+    pub fn detail(&self, msg: impl Display) {
+        self.print(&msg.to_string());
+    }
+
+    /// A warning, in the same one-line format: `[  0.3s] label: warning: msg`.
+    pub fn warn(&self, msg: impl Display) {
+        self.print(&format!("warning: {msg}"));
+    }
+
     /// Reports the end of the operation: `[  1.2s] label: done: msg`.
     pub fn done(&self, msg: impl Display) {
         self.emit(&format!("done: {msg}"));
@@ -58,10 +69,69 @@ impl Progress {
             .lock()
             .expect("steps lock")
             .push((elapsed.as_secs_f64() * 1000.0, msg.to_string()));
-        let line = format_line(elapsed, &self.label, msg);
+        self.print(msg);
+    }
+
+    fn print(&self, msg: &str) {
+        let line = format_line(self.elapsed(), &self.label, msg);
         tracing::info!(target: "testbed::progress", "{line}");
         if !self.quiet {
+            clear_ticker();
             eprintln!("{line}");
+        }
+    }
+}
+
+/// Whether stderr is a terminal a person watches (and colours are allowed:
+/// `NO_COLOR` unset). Log files and pipes get plain lines only.
+pub fn stderr_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+static TICKING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn clear_ticker() {
+    if TICKING.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        eprint!("\r\x1b[2K");
+    }
+}
+
+/// On a terminal, a one-line `… still waiting for X (5 s)` that updates in
+/// place while a wait lasts longer than 2 s, and is erased when it ends
+/// (dropped). Elsewhere (a log file, a test) it prints nothing.
+pub struct Ticker {
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Ticker {
+    pub fn start(what: &str) -> Ticker {
+        let quiet = std::env::var("TESTBED_QUIET").is_ok_and(|v| v == "1");
+        if quiet || !stderr_is_terminal() || tokio::runtime::Handle::try_current().is_err() {
+            return Ticker { task: None };
+        }
+        let what = what.to_string();
+        let task = tokio::spawn(async move {
+            let start = Instant::now();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            loop {
+                TICKING.store(true, std::sync::atomic::Ordering::SeqCst);
+                eprint!(
+                    "\r\x1b[2K… still waiting for {what} ({} s)",
+                    start.elapsed().as_secs()
+                );
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Ticker { task: Some(task) }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            clear_ticker();
         }
     }
 }

@@ -236,13 +236,35 @@ mod tests {
     }
 
     #[test]
-    fn sentinel_ids_are_distinct_and_40_hex() {
+    fn sentinel_ids_are_fixed_per_testbed_and_node_and_never_shared() {
+        use std::collections::HashSet;
+        // fixed: the same testbed renders the same ids on every run (the
+        // known-sentinel lines of its peers name them before they start)
         let t = Topology::default_topology();
-        let ids: Vec<_> = t.nodes.iter().map(|n| sentinel_id(&t, n)).collect();
-        assert!(ids
-            .iter()
-            .all(|i| i.len() == 40 && i.chars().all(|c| c.is_ascii_hexdigit())));
-        assert_ne!(ids[0], ids[1]);
-        assert_ne!(ids[1], ids[2]);
+        assert_eq!(
+            sentinel_id(&t, &t.nodes[0]),
+            sentinel_id(&Topology::default_topology(), &t.nodes[0])
+        );
+        // distinct across the nodes of 9-node topologies and across testbeds
+        let mut seen = HashSet::new();
+        for name in ["testbed", "t-kill", "t-vip", "rp-kill-master", "e2-t-kill"] {
+            let mut text = format!("name = \"{name}\"\nquorum = 5\n");
+            for i in 1..=9 {
+                text += &format!(
+                    "[[nodes]]\nname = \"node{i}\"\nip = \"198.18.0.{}\"\n",
+                    10 + i
+                );
+            }
+            let t = Topology::parse(&text, None, &ParseOptions::default()).unwrap();
+            for n in &t.nodes {
+                let id = sentinel_id(&t, n);
+                assert!(
+                    id.len() == 40 && id.chars().all(|c| c.is_ascii_hexdigit()),
+                    "{id}"
+                );
+                assert!(seen.insert(id.clone()), "{name}/{} shares id {id}", n.name);
+            }
+        }
+        assert_eq!(seen.len(), 45);
     }
 }

@@ -141,8 +141,13 @@ impl Timeline {
             if pred(&ev) {
                 return Ok(ev);
             }
+            crate::testbed::interrupt::check(&format!("waiting for {what}"))?;
             let left = timeout.saturating_sub(start.elapsed());
-            if left.is_zero() || tokio::time::timeout(left, rx.changed()).await.is_err() {
+            let woke = tokio::select! {
+                r = tokio::time::timeout(left, rx.changed()) => r.is_ok(),
+                _ = crate::testbed::interrupt::cancelled() => true,
+            };
+            if left.is_zero() || !woke {
                 let names: Vec<String> = ev
                     .iter()
                     .filter(|e| e.kind == Kind::Sentinel)

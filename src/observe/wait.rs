@@ -1,7 +1,9 @@
 //! Waiting for conditions: poll a probe until it holds or a deadline passes.
-//! A timeout names what was still false — never a bare sleep.
+//! A timeout names what was still false — never a bare sleep. A Ctrl-C ends
+//! the wait at once with `Error::Interrupted`.
 
 use crate::error::{Error, Result};
+use crate::testbed::interrupt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -22,13 +24,20 @@ where
 {
     let start = Instant::now();
     let mut missing = String::from("(not checked yet)");
+    let during = format!("waiting for {what}");
+    let _ticker = crate::backend::progress::Ticker::start(what);
     loop {
+        interrupt::check(&during)?;
         let left = timeout.saturating_sub(start.elapsed());
         if left.is_zero() {
             break;
         }
         // A probe that hangs must not overrun the deadline.
-        match tokio::time::timeout(left, probe()).await {
+        let probed = tokio::select! {
+            r = tokio::time::timeout(left, probe()) => r,
+            _ = interrupt::cancelled() => return interrupt::check(&during).map(|()| unreachable!()),
+        };
+        match probed {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(m)) => missing = m,
             Err(_) => break,
@@ -37,7 +46,7 @@ where
         if left.is_zero() {
             break;
         }
-        tokio::time::sleep(every.min(left)).await;
+        interrupt::sleep(every.min(left), &during).await?;
     }
     Err(Error::Timeout {
         what: what.to_string(),

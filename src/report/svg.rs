@@ -71,9 +71,34 @@ fn fmt_s(v: f64, step: f64) -> String {
     }
 }
 
-/// The picture of one run.
-pub fn timeline_svg(run: &RunResult) -> String {
-    // The time range: the workload and the steps (bring-up is not shown).
+/// The time axis and the plot's box: what every part of the picture is
+/// placed by.
+struct Frame {
+    t0: f64,
+    t1: f64,
+    /// Timeline ms of the axis' 0 (the first fault).
+    zero: f64,
+    has_fault: bool,
+    plot_w: f64,
+    plot_top: f64,
+    plot_bottom: f64,
+    label_top: f64,
+}
+
+impl Frame {
+    fn x(&self, t: f64) -> f64 {
+        LEFT + (t - self.t0) / (self.t1 - self.t0) * self.plot_w
+    }
+
+    /// The y of label row `r` (rows count upwards from the plot).
+    fn row_y(&self, r: usize) -> f64 {
+        self.plot_top - 8.0 - r as f64 * LABEL_ROW
+    }
+}
+
+/// The shown time range: the workload and the steps (bring-up is not
+/// shown), at least a second, padded by 1 %.
+fn time_range(run: &RunResult) -> (f64, f64) {
     let all_ops = || {
         run.history
             .iter()
@@ -97,8 +122,12 @@ pub fn timeline_svg(run: &RunResult) -> String {
         t1 = t0 + 1000.0;
     }
     let pad = (t1 - t0) * 0.01;
-    let (t0, t1) = (t0 - pad, t1 + pad);
-    let zero = run.measurements.fault_ms.unwrap_or(t0);
+    (t0 - pad, t1 + pad)
+}
+
+/// The picture of one run.
+pub fn timeline_svg(run: &RunResult) -> String {
+    let (t0, t1) = time_range(run);
     let plot_w = WIDTH - LEFT - RIGHT;
     let x = |t: f64| LEFT + (t - t0) / (t1 - t0) * plot_w;
 
@@ -115,17 +144,22 @@ pub fn timeline_svg(run: &RunResult) -> String {
         })
         .collect();
     let (placed, n_rows) = place_labels(&items);
-    let hidden = placed.iter().filter(|p| p.is_none()).count();
     let dup = duplicate_vip_windows(run, t1);
     let op_lanes = lanes(run);
     let n_lanes = op_lanes.len() + usize::from(!dup.is_empty());
-
     let label_top = 52.0;
-    let n_rows = n_rows.max(1) as f64;
-    let plot_top = label_top + n_rows * LABEL_ROW + 8.0;
-    let plot_bottom = plot_top + n_lanes as f64 * LANE;
-    let height = plot_bottom + 86.0;
-    let row_y = |r: usize| plot_top - 8.0 - r as f64 * LABEL_ROW;
+    let plot_top = label_top + n_rows.max(1) as f64 * LABEL_ROW + 8.0;
+    let f = Frame {
+        t0,
+        t1,
+        zero: run.measurements.fault_ms.unwrap_or(t0),
+        has_fault: run.measurements.fault_ms.is_some(),
+        plot_w,
+        plot_top,
+        plot_bottom: plot_top + n_lanes as f64 * LANE,
+        label_top,
+    };
+    let height = f.plot_bottom + 86.0;
 
     let mut s = String::new();
     let _ = writeln!(
@@ -136,8 +170,31 @@ pub fn timeline_svg(run: &RunResult) -> String {
         s,
         r#"<rect x="0" y="0" width="{WIDTH}" height="{height:.0}" fill="white"/>"#
     );
+    draw_title(&mut s, run);
+    draw_fault_windows(&mut s, &f, run);
+    draw_axis(&mut s, &f);
+    draw_lanes(&mut s, &f, &op_lanes, &dup);
+    if run.history.is_empty()
+        && run
+            .external
+            .as_ref()
+            .is_none_or(|x| x.run.history.is_empty())
+    {
+        let _ = writeln!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" fill="#888">(no workload in this scenario)</text>"##,
+            LEFT + 8.0,
+            f.plot_top + 14.0
+        );
+    }
+    draw_marks(&mut s, &f, &marks, &placed);
+    draw_legend(&mut s, f.plot_bottom + 56.0);
+    s.push_str("</svg>\n");
+    s
+}
 
-    // Title and one line of key measurements.
+/// Title and one line of key measurements.
+fn draw_title(s: &mut String, run: &RunResult) {
     let image = run
         .image
         .as_ref()
@@ -175,8 +232,12 @@ pub fn timeline_svg(run: &RunResult) -> String {
         r##"<text x="12" y="40" fill="#444">{}</text>"##,
         esc(&sub)
     );
+}
 
-    // Fault windows.
+/// The fault windows, shaded.
+fn draw_fault_windows(s: &mut String, f: &Frame, run: &RunResult) {
+    let (t0, t1, plot_top, plot_bottom) = (f.t0, f.t1, f.plot_top, f.plot_bottom);
+    let x = |t| f.x(t);
     for w in fault_windows(&run.timeline, t1) {
         let (a, b) = (x(w.start_ms.max(t0)), x(w.end_ms.min(t1)));
         let _ = writeln!(
@@ -188,15 +249,20 @@ pub fn timeline_svg(run: &RunResult) -> String {
             esc(&w.label)
         );
     }
+}
 
-    // Ticks and grid.
+/// Ticks, grid and the axis label.
+fn draw_axis(s: &mut String, f: &Frame) {
+    let (t0, t1, zero, plot_top, plot_bottom, plot_w) =
+        (f.t0, f.t1, f.zero, f.plot_top, f.plot_bottom, f.plot_w);
+    let x = |t| f.x(t);
     let step = tick_step((t1 - t0) / 1000.0);
     let first = ((t0 - zero) / 1000.0 / step).ceil() as i64;
     let last = ((t1 - zero) / 1000.0 / step).floor() as i64;
     for k in first..=last {
         let v = k as f64 * step;
         let tx = x(zero + v * 1000.0);
-        let (stroke, w) = if k == 0 && m.fault_ms.is_some() {
+        let (stroke, w) = if k == 0 && f.has_fault {
             ("#444", 1.2)
         } else {
             ("#dddddd", 1.0)
@@ -213,7 +279,7 @@ pub fn timeline_svg(run: &RunResult) -> String {
             fmt_s(v, step)
         );
     }
-    let axis = if m.fault_ms.is_some() {
+    let axis = if f.has_fault {
         "seconds from the first fault"
     } else {
         "seconds"
@@ -224,12 +290,18 @@ pub fn timeline_svg(run: &RunResult) -> String {
         LEFT + plot_w / 2.0,
         plot_bottom + 32.0
     );
+}
 
-    // Lanes of operations (touching bars merged, to keep the file small).
+/// Lanes of operations (touching bars merged, to keep the file small), and
+/// the lane of VIP double holding.
+fn draw_lanes(s: &mut String, f: &Frame, op_lanes: &[model::Lane], dup: &[(f64, f64)]) {
+    let (t0, t1, plot_top, plot_w) = (f.t0, f.t1, f.plot_top, f.plot_w);
+    let x = |t| f.x(t);
+    let n_lanes = op_lanes.len() + usize::from(!dup.is_empty());
     let lane_ys: Vec<f64> = (0..n_lanes).map(|i| plot_top + i as f64 * LANE).collect();
     for (i, lane) in op_lanes.iter().enumerate() {
         let y = lane_ys[i];
-        lane_frame(&mut s, y, &lane.label, plot_w);
+        lane_frame(s, y, &lane.label, plot_w);
         let mut spans: Vec<(f64, f64)> = lane
             .spans
             .iter()
@@ -256,8 +328,8 @@ pub fn timeline_svg(run: &RunResult) -> String {
     }
     if !dup.is_empty() {
         let y = lane_ys[n_lanes - 1];
-        lane_frame(&mut s, y, "VIP on 2+ nodes", plot_w);
-        for (a, b) in dup {
+        lane_frame(s, y, "VIP on 2+ nodes", plot_w);
+        for &(a, b) in dup {
             let (a, b) = (x(a.max(t0)), x(b.min(t1)));
             let _ = writeln!(
                 s,
@@ -268,17 +340,15 @@ pub fn timeline_svg(run: &RunResult) -> String {
             );
         }
     }
-    if all_ops().next().is_none() {
-        let _ = writeln!(
-            s,
-            r##"<text x="{:.1}" y="{:.1}" fill="#888">(no workload in this scenario)</text>"##,
-            LEFT + 8.0,
-            plot_top + 14.0
-        );
-    }
+}
 
-    // Marks with their labels on top.
-    for (m, p) in marks.iter().zip(&placed) {
+/// The marks and their labels on top (and how many labels found no room).
+fn draw_marks(s: &mut String, f: &Frame, marks: &[model::Mark], placed: &[Option<(usize, bool)>]) {
+    let (plot_top, plot_bottom, label_top) = (f.plot_top, f.plot_bottom, f.label_top);
+    let x = |t| f.x(t);
+    let row_y = |r| f.row_y(r);
+    let hidden = placed.iter().filter(|p| p.is_none()).count();
+    for (m, p) in marks.iter().zip(placed) {
         let top = p.map_or(plot_top, |(r, _)| row_y(r) - 9.0);
         for (j, &t) in m.times.iter().enumerate() {
             let tx = x(t);
@@ -313,9 +383,10 @@ pub fn timeline_svg(run: &RunResult) -> String {
             label_top - 2.0
         );
     }
+}
 
-    // Legend.
-    let ly = plot_bottom + 56.0;
+/// The legend, on one line at `ly`.
+fn draw_legend(s: &mut String, ly: f64) {
     let items: [(&str, &str, bool); 8] = [
         (OK, "write ok", false),
         (LOST, "acknowledged, then lost", false),
@@ -347,8 +418,6 @@ pub fn timeline_svg(run: &RunResult) -> String {
         let _ = writeln!(s, r#"<text x="{:.1}" y="{ly:.1}">{text}</text>"#, lx + 14.0);
         lx += 14.0 + text.len() as f64 * CHAR_W + 18.0;
     }
-    s.push_str("</svg>\n");
-    s
 }
 
 /// Places labels (mark x, label width) on rows counted upwards from the

@@ -15,11 +15,13 @@ use super::evidence;
 use super::result::{self, MeasureInput, VipSamples};
 use super::{Scenario, Step};
 use crate::backend::image;
+use crate::backend::progress::Progress;
 use crate::error::{Error, Result};
 use crate::model::action::{Action, Until};
 use crate::model::net::Subnet;
 use crate::model::topology::Node;
 use crate::observe::timeline::Kind;
+use crate::testbed::interrupt;
 use crate::testbed::{Testbed, UpOptions};
 use crate::workload::checker;
 use crate::workload::external::ExternalClient;
@@ -67,12 +69,15 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     };
     let steps_start = tb.timeline.now_ms();
     let stop = AtomicBool::new(false);
+    let progress = Progress::new(&format!("scenario {}", s.name));
     let steps = async {
-        let r = run_steps(&tb, &s.steps, &old, ext.as_ref()).await;
+        let r = run_steps(&tb, &s.steps, &old, ext.as_ref(), &progress).await;
         stop.store(true, Ordering::Relaxed);
         r
     };
     let (step_errors, vip) = tokio::join!(steps, sample_vip(&tb, &stop));
+    let step_errors = step_errors?;
+    progress.detail("checking the writes against the final master");
 
     let history = match wl {
         Some(w) => w.stop().await?,
@@ -222,26 +227,42 @@ async fn sample_vip(tb: &Testbed, stop: &AtomicBool) -> VipSamples {
             }
             return out;
         }
-        // the sampling period of the VIP holders
-        tokio::time::sleep(VIP_SAMPLE).await;
+        // the sampling period of the VIP holders (an interruption ends it:
+        // the steps have stopped then too)
+        if interrupt::sleep(VIP_SAMPLE, "sampling the VIP")
+            .await
+            .is_err()
+        {
+            stop.store(true, Ordering::Relaxed);
+        }
     }
 }
 
-/// Runs the steps in order; returns the errors of those that failed.
+/// Runs the steps in order; returns the errors of those that failed (an
+/// interruption is the only error that ends the run).
 async fn run_steps(
     tb: &Testbed,
     steps: &[Step],
     old: &Node,
     ext: Option<&ExternalClient>,
-) -> Vec<String> {
+    progress: &Progress,
+) -> Result<Vec<String>> {
     let start = tb.timeline.now_ms();
     let mut errors = Vec::new();
     for (i, step) in steps.iter().enumerate() {
+        let during = format!(
+            "step {} (line {}, {})",
+            i + 1,
+            step.line,
+            describe(&step.action)
+        );
+        interrupt::check(&during)?;
+        progress.detail(&during);
         if let Some(at) = step.at_ms {
             let wait = start + at as f64 - tb.timeline.now_ms();
             if wait > 0.0 {
                 // the step is scheduled at a fixed time of the scenario
-                tokio::time::sleep(Duration::from_secs_f64(wait / 1000.0)).await;
+                interrupt::sleep(Duration::from_secs_f64(wait / 1000.0), &during).await?;
             }
         }
         let r = match &step.action {
@@ -253,8 +274,7 @@ async fn run_steps(
                     format!("{ms} ms"),
                 );
                 // observation time is the scenario itself
-                tokio::time::sleep(Duration::from_millis(*ms)).await;
-                Ok(())
+                interrupt::sleep(Duration::from_millis(*ms), &during).await
             }
             Action::Wait { until, timeout_ms } => {
                 let timeout = Duration::from_millis(*timeout_ms);
@@ -262,16 +282,14 @@ async fn run_steps(
             }
             a => tb.apply(a).await.map(drop),
         };
-        if let Err(e) = r {
-            errors.push(format!(
-                "step {} (line {}, {}): {e}",
-                i + 1,
-                step.line,
-                describe(&step.action)
-            ));
+        match r {
+            // an interruption ends the run; every other failure is a finding
+            Err(e @ Error::Interrupted { .. }) => return Err(e),
+            Err(e) => errors.push(format!("{during}: {e}")),
+            Ok(()) => {}
         }
     }
-    errors
+    Ok(errors)
 }
 
 /// `kill master`, `partition node1 | node2,node3`, `wait switch`...

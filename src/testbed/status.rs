@@ -52,9 +52,16 @@ impl Testbed {
         if pid == 0 {
             return Ok(None);
         }
-        let file = format!("/sys/class/net/{}/address", paths::INTERFACE);
-        let out = host::in_netns(pid, "cat", &[&file]).await?;
-        Ok(Some(out.trim().to_string()))
+        // netlink, not /sys: sysfs shows the namespace that mounted it (the
+        // host's), whatever namespace the reader entered
+        let out = host::in_netns(pid, "ip", &["-j", "link", "show", paths::INTERFACE]).await?;
+        #[derive(serde::Deserialize)]
+        struct Link {
+            address: Option<String>,
+        }
+        let links: Vec<Link> = serde_json::from_str(&out)
+            .map_err(|e| crate::Error::command("ip -j link show", format!("unparsable: {e}")))?;
+        Ok(links.into_iter().next().and_then(|l| l.address))
     }
 
     /// The live view: every node's role, MAC and whether it holds the VIP.

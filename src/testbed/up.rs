@@ -106,6 +106,7 @@ impl Testbed {
         let owner = Some(state::Owner::me());
         write_files(&self.state_dir, &t).await?;
         state::write(&self.state_root, &t, "", owner)?;
+        progress.detail(format!("state dir {}", self.state_dir.display()));
         interrupt::check("up: segment")?;
         self.parent =
             links::create_segment(&self.names, t.subnet, t.shim_ip(), opts.parent.as_deref())
@@ -148,7 +149,9 @@ impl Testbed {
                         ));
                     }
                 }
-                let r = this.start_node(n, is_master, master_started).await;
+                let r = this
+                    .start_node(n, is_master, master_started, progress)
+                    .await;
                 if is_master && r.is_err() {
                     master_started.send_replace(Some(false));
                 }
@@ -161,6 +164,7 @@ impl Testbed {
         for n in &t.nodes {
             self.timeline.subscribe(&n.name, self.sentinel_addr(n));
         }
+        progress.detail("waiting for the health conditions");
         self.wait_healthy(&master, opts.health_timeout).await?;
         for (n, tweaked) in t.nodes.iter().zip(tweaked) {
             if tweaked {
@@ -179,6 +183,7 @@ impl Testbed {
         n: &Node,
         initial_master: bool,
         master_started: &tokio::sync::watch::Sender<Option<bool>>,
+        progress: &Progress,
     ) -> Result<bool> {
         let t = &self.topology;
         let dirs = || NodeDirs::new(&self.state_dir, &n.name);
@@ -186,6 +191,7 @@ impl Testbed {
         let script_dir = self.state_dir.join("script");
         interrupt::check(&format!("up: {}'s redis container", n.name))?;
         containers::create_redis(&self.docker, t, &self.names, n, dirs(), &tools).await?;
+        progress.detail(format!("{}: redis container started", n.name));
         if initial_master {
             master_started.send_replace(Some(true));
         }
@@ -193,10 +199,12 @@ impl Testbed {
         if initial_master {
             interrupt::check("up: the VIP")?;
             self.bind_vip(n).await?;
+            progress.detail(format!("{}: VIP {} bound", n.name, t.vip));
         }
         interrupt::check(&format!("up: {}'s sentinel container", n.name))?;
         containers::create_sentinel(&self.docker, t, &self.names, n, dirs(), &tools, &script_dir)
             .await?;
+        progress.detail(format!("{}: sentinel container started", n.name));
         self.apply_profile(n).await?;
         if t.profile != Profile::Default {
             return Ok(false);

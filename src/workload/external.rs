@@ -143,6 +143,9 @@ impl ExternalClient {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // stopped by the run (SIGTERM, then SIGKILL), not by a Ctrl-C
+            // aimed at the terminal
+            .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|e| Error::Command {
             command: spec.command.join(" "),
@@ -321,8 +324,22 @@ mod tests {
     }
 
     #[test]
-    fn the_key_prefix_carries_the_name() {
-        assert_eq!(key_prefix("redis-py"), "wl:redis-py:");
-        assert_ne!(key_prefix("x"), crate::workload::KEY_PREFIX);
+    fn no_external_key_is_a_key_of_the_built_in_workload() {
+        use std::collections::HashSet;
+        let builtin: HashSet<String> = (1..=3000).map(crate::workload::key).collect();
+        // names that look like ids, or like the built-in prefix, included
+        for name in ["redis-py", "x", "1", "12", "wl", "_"] {
+            let p = key_prefix(name);
+            assert!(p.starts_with("wl:") && p.ends_with(':'), "{p}");
+            for id in 1..=3000u64 {
+                let k = format!("{p}{id}");
+                assert!(!builtin.contains(&k), "{name}'s key {k} is a built-in key");
+            }
+        }
+        // and two clients never share keys
+        assert_ne!(
+            format!("{}1", key_prefix("a")),
+            format!("{}1", key_prefix("a:"))
+        );
     }
 }

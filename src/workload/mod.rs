@@ -359,3 +359,81 @@ pub async fn read_present(
     }
     Ok(present)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A fake server that counts the commands it gets and acknowledges
+    /// each with +OK.
+    async fn counting_server() -> (SocketAddrV4, Arc<AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let std::net::SocketAddr::V4(addr) = l.local_addr().unwrap() else {
+            unreachable!()
+        };
+        let n = Arc::new(AtomicUsize::new(0));
+        let n2 = n.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = l.accept().await else {
+                    return;
+                };
+                let n = n2.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(k) = s.read(&mut buf).await {
+                        if k == 0 {
+                            return;
+                        }
+                        // one reply per command (each starts with `*`)
+                        for _ in buf[..k].iter().filter(|b| **b == b'*') {
+                            n.fetch_add(1, Ordering::SeqCst);
+                            if s.write_all(b"+OK\r\n").await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, n)
+    }
+
+    #[tokio::test]
+    async fn a_dropped_workload_stops_writing() {
+        let (addr, n) = counting_server().await;
+        let spec = WorkloadSpec {
+            rate: 200,
+            ..Default::default()
+        };
+        let wl = Workload::start_at(addr, None, &spec, Timeline::new());
+        crate::observe::wait::until(
+            "the workload to write",
+            Duration::from_secs(5),
+            Duration::from_millis(5),
+            || {
+                let k = n.load(Ordering::SeqCst);
+                async move {
+                    if k > 5 {
+                        Ok(())
+                    } else {
+                        Err(format!("{k} commands"))
+                    }
+                }
+            },
+        )
+        .await
+        .unwrap();
+        drop(wl);
+        let after_drop = n.load(Ordering::SeqCst);
+        // 200 writes/s: 100 ms is 20 writes if it were still running
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let later = n.load(Ordering::SeqCst);
+        assert!(
+            later <= after_drop + 1,
+            "{after_drop} then {later}: it writes on"
+        );
+    }
+}

@@ -19,6 +19,9 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // plain lines in log files and pipes (and with NO_COLOR)
+        .with_ansi(testbed::progress::stderr_is_terminal())
+        .without_time()
         .init();
     let args = flags::Xtask::parse();
     let rt = match tokio::runtime::Runtime::new() {

@@ -74,15 +74,33 @@ pub fn kill_leftovers(dir: &Path) {
         return;
     };
     let needle = dir.display().to_string();
+    let ours = |pid: u32| {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
+    };
+    let mut alive = Vec::new();
     for pid in text.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(&needle) {
+        if ours(pid) {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .status();
         }
+        // a zombie's cmdline is empty: once it reads empty, it is gone
+        if ours(pid) {
+            alive.push(pid.to_string());
+        }
     }
-    let _ = std::fs::remove_file(dir.join("pids"));
+    // the record goes only with the processes: a kill that failed keeps it
+    // for the next run
+    if alive.is_empty() {
+        let _ = std::fs::remove_file(dir.join("pids"));
+    } else {
+        eprintln!(
+            "bench: loopback processes {} could not be killed; kept in {}",
+            alive.join(", "),
+            dir.join("pids").display()
+        );
+    }
 }
 
 fn redis_conf(i: usize, dir: &Path) -> String {
@@ -207,7 +225,8 @@ impl Drop for Cluster {
         for k in 0..self.procs.len() {
             self.kill(k);
         }
-        let _ = std::fs::remove_file(self.dir.parent().unwrap_or(&self.dir).join("pids"));
+        // removes the pid record only when every recorded process is gone
+        kill_leftovers(self.dir.parent().unwrap_or(&self.dir));
     }
 }
 
