@@ -284,7 +284,7 @@ async fn round(
     // the state dir last: it records what the testbed was until the rest is gone
     if errors.is_empty() {
         for d in state_dirs(state_root, name) {
-            match std::fs::remove_dir_all(&d) {
+            match tokio::fs::remove_dir_all(&d).await {
                 Ok(()) => removed.state_dirs.push(d.display().to_string()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => errors.push(format!("{}: {e}", d.display())),
