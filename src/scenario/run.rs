@@ -77,6 +77,7 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     };
     let (step_errors, vip) = tokio::join!(steps, sample_vip(&tb, &stop));
     let step_errors = step_errors?;
+    interrupt::check("the end of the steps")?;
     progress.detail("checking the writes against the final master");
 
     let history = match wl {
@@ -127,6 +128,8 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     if let Some(x) = &external {
         verdicts.push(result::external_ran(x));
     }
+    interrupt::check("collecting the evidence")?;
+    progress.detail("collecting snapshots, configs and logs");
     let image = image::inspect(&tb.docker, &tb.topology.image)
         .await
         .ok()

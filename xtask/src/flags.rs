@@ -109,19 +109,7 @@ pub enum Cmd {
     },
     /// Run a scenario file, each repetition on a fresh testbed; print PASS/FAIL per
     /// expectation and write a report bundle under target/testbed/reports/.
-    Repro {
-        /// Scenario file (TOML), e.g. fixtures/scenarios/kill-master.toml.
-        file: PathBuf,
-        /// How many times to run it; the report gives the failure rate per expectation.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-        repeat: u32,
-        /// Override the scenario topology's image (e.g. testbed/valkey:8.1).
-        #[arg(long)]
-        image: Option<String>,
-        /// Go on with the next run when one cannot complete (e.g. bring-up failed).
-        #[arg(long)]
-        keep_going: bool,
-    },
+    Repro(ReproArgs),
     /// Measure bring-up (`up` vs docker-compose) and failover phases (per setting,
     /// per image, containers vs plain processes on loopback); write
     /// target/testbed/bench/<UTC time>.{json,md,svg}. Takes ~10 min (`--quick` ~2).
@@ -146,6 +134,25 @@ pub enum Cmd {
         #[arg(long)]
         allow_any_subnet: bool,
     },
+}
+
+/// `cargo xtask repro`.
+#[derive(Debug, clap::Args)]
+pub struct ReproArgs {
+    /// Scenario file (TOML), e.g. fixtures/scenarios/kill-master.toml.
+    pub file: PathBuf,
+    /// How many times to run it; the report gives the failure rate per expectation.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Override the scenario topology's image (e.g. testbed/valkey:8.1).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Go on with the next run when one cannot complete (e.g. bring-up failed).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// The /24 of 198.18.0.0/16 its testbed uses (198.18.SLOT.0/24).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub slot: u8,
 }
 
 /// What `cargo xtask segment` does.

@@ -144,12 +144,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         Cmd::Bench { quick, runs } => {
             crate::bench::run(quick, runs.map(|n| n as usize), &state_root).await?
         }
-        Cmd::Repro {
-            file,
-            repeat,
-            image,
-            keep_going,
-        } => crate::repro::run(&file, repeat, image, keep_going, &state_root).await?,
+        Cmd::Repro(args) => crate::repro::run(&args, &state_root).await?,
         Cmd::Image { names, all } => {
             let docker = testbed::docker::connect().await?;
             let names: Vec<String> = if all {

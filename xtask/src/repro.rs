@@ -12,18 +12,12 @@ use testbed::repro::{RunOptions, RunResult};
 use testbed::scenario::Scenario;
 use testbed::UpOptions;
 
+use crate::flags::ReproArgs;
 use crate::paths::{from_root, resolve};
 
-/// The /24 of 198.18.0.0/16 repro testbeds use (tests use lower slots).
-const SLOT: u8 = 200;
-
-pub async fn run(
-    file: &Path,
-    repeat: u32,
-    image: Option<String>,
-    keep_going: bool,
-    state_root: &Path,
-) -> Result<()> {
+pub async fn run(args: &ReproArgs, state_root: &Path) -> Result<()> {
+    let (file, repeat, image, keep_going) =
+        (&args.file, args.repeat, args.image.clone(), args.keep_going);
     let path = resolve(file);
     anyhow::ensure!(
         path.is_file(),
@@ -36,7 +30,7 @@ pub async fn run(
     let docker = testbed::docker::connect().await?;
     let opts = RunOptions {
         testbed_name: testbed_name(&scenario.name),
-        subnet: Subnet::test_slot(SLOT),
+        subnet: Subnet::test_slot(args.slot),
         image: image.clone(),
         up: UpOptions::default(),
     };
@@ -55,6 +49,8 @@ pub async fn run(
                 print!("{}", render_run(&r));
                 runs.push(r);
             }
+            // Ctrl-C: the run removed its testbed; stop here, status 130
+            Err(e @ testbed::Error::Interrupted { .. }) => return Err(e.into()),
             Err(e) => {
                 println!("  ERROR  the run did not complete: {e}");
                 errors.push(format!("run {i}: {e}"));
