@@ -20,6 +20,7 @@ async fn run(file: &str, slot: u8) -> Result<RunResult> {
         subnet: common::slot(slot)?,
         image: std::env::var("TESTBED_IMAGE").ok(),
         up: UpOptions::default(),
+        seed: None,
     };
     testbed::docker::connect()
         .await
@@ -170,6 +171,7 @@ async fn a_false_expectation_fails_readably() -> Result<()> {
         subnet: common::slot(148)?,
         image: std::env::var("TESTBED_IMAGE").ok(),
         up: UpOptions::default(),
+        seed: None,
     };
     let r = repro::run(&s, &opts).await?;
     ensure!(

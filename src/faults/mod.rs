@@ -6,7 +6,9 @@
 //!   `SIMULATE-FAILURE`) and `SENTINEL FAILOVER`;
 //! - `server`: a node's redis-server only (`DEBUG SLEEP`, `CLIENT PAUSE`);
 //! - `partition`: cuts between nodes (partition, isolate, heal, and the
-//!   read-back of what is in force).
+//!   read-back of what is in force);
+//! - `command`: one command sent to the servers or the sentinels as a
+//!   scenario step (`command`, `sentinel-command`).
 //!
 //! The verbs, their names and what ends each are the table of
 //! [`crate::model::verb`]; [`Testbed::apply`] carries out an [`Action`] (a
@@ -20,6 +22,7 @@
 //! cut off too (as when a server dies); starting the node again restarts its
 //! sentinel so it joins the new namespace.
 
+mod command;
 mod partition;
 mod process;
 mod sentinel;
@@ -28,6 +31,7 @@ mod server;
 pub use crate::model::action::{Action, PauseMode, SimulateFailure};
 pub use crate::model::target::{parse_groups, Direction, Target};
 pub use crate::model::verb::Verb;
+pub use command::reply_text;
 pub use partition::{Partition, PartitionKind, CHAIN};
 
 use crate::error::{Error, Result};
@@ -50,7 +54,9 @@ impl Testbed {
             Action::Isolate { target } => self.isolate(target).await,
             Action::Partition { a, b, direction } => self.partition(a, b, *direction).await,
             Action::Heal => self.heal().await,
-            Action::Failover { via } => self.failover(via.as_ref()).await,
+            Action::Failover { via, coordinated } => {
+                self.failover_with(via.as_ref(), *coordinated).await
+            }
             Action::SentinelKill { target } => self.sentinel_kill(target).await,
             Action::SentinelCrash { target } => self.sentinel_crash(target).await,
             Action::SentinelPause { target } => self.sentinel_pause(target).await,
@@ -62,6 +68,10 @@ impl Testbed {
             Action::ClientPause { target, ms, mode } => {
                 self.client_pause(target, Duration::from_millis(*ms), *mode)
                     .await
+            }
+            Action::Command { target, command } => self.command(target, command).await,
+            Action::SentinelCommand { target, command } => {
+                self.sentinel_command(target, command).await
             }
             Action::Sleep { .. } | Action::Wait { .. } => Err(Error::State(format!(
                 "`{}` is a scenario step, not a fault",

@@ -131,15 +131,27 @@ impl Testbed {
     /// leads the failover (no election for a forced one), or on the first
     /// sentinel that accepts it.
     pub async fn failover(&self, via: Option<&Target>) -> Result<f64> {
+        self.failover_with(via, false).await
+    }
+
+    /// [`Testbed::failover`], or with `coordinated` `SENTINEL FAILOVER
+    /// <master> COORDINATED` (Valkey >= 9.0: an election, then the primary
+    /// hands over with `FAILOVER TO`; older servers refuse the argument).
+    pub async fn failover_with(&self, via: Option<&Target>, coordinated: bool) -> Result<f64> {
         let m = self.topology.master_name.clone();
-        let cmd = redis::cmd("SENTINEL").arg("FAILOVER").arg(&m).clone();
+        let mut cmd = redis::cmd("SENTINEL").arg("FAILOVER").arg(&m).clone();
+        let mut detail = m.clone();
+        if coordinated {
+            cmd.arg("COORDINATED");
+            detail += " COORDINATED";
+        }
         if let Some(via) = via {
             let n = self.resolve_one(Verb::Failover, via).await?;
-            let t = self.record_verb(Verb::Failover, std::slice::from_ref(&n), &m);
+            let t = self.record_verb(Verb::Failover, std::slice::from_ref(&n), &detail);
             client::query::<String>(self.sentinel_addr(&n), None, &cmd).await?;
             return Ok(t);
         }
-        let t = self.record_verb(Verb::Failover, &[], &m);
+        let t = self.record_verb(Verb::Failover, &[], &detail);
         let mut refused = Vec::new();
         for n in &self.topology.nodes {
             match client::query::<String>(self.sentinel_addr(n), None, &cmd).await {
@@ -148,7 +160,7 @@ impl Testbed {
             }
         }
         Err(Error::State(format!(
-            "no sentinel accepted SENTINEL FAILOVER {m}: {}",
+            "no sentinel accepted SENTINEL FAILOVER {detail}: {}",
             refused.join("; ")
         )))
     }

@@ -3,7 +3,7 @@
 //! (in `faults`) carries it out.
 
 use super::target::{Direction, Target};
-use super::verb::Verb;
+use super::verb::{Role, Verb};
 use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
@@ -44,6 +44,10 @@ pub enum Action {
         /// The node whose sentinel is asked (and then leads); `None`: the
         /// first sentinel that accepts.
         via: Option<Target>,
+        /// `SENTINEL FAILOVER <name> COORDINATED` (Valkey >= 9.0): the
+        /// primary hands over with `FAILOVER TO`, after an election.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        coordinated: bool,
     },
     SentinelKill {
         target: Target,
@@ -78,7 +82,81 @@ pub enum Action {
     Wait {
         until: Until,
         timeout_ms: u64,
+        /// `master`: the node that must become master; `event`: the node
+        /// whose sentinel must publish it (any sentinel when `None`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<Target>,
+        /// `event`: the sentinel channel (`+odown`, `+failover-state-wait-promotion`, ...).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        event: Option<String>,
     },
+    // issue 11: one command on the nodes' redis-servers or sentinels
+    Command {
+        target: Target,
+        #[serde(flatten)]
+        command: CommandSpec,
+    },
+    SentinelCommand {
+        target: Target,
+        #[serde(flatten)]
+        command: CommandSpec,
+    },
+}
+
+/// The command of a `command` / `sentinel-command` step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CommandSpec {
+    /// The command and its arguments (`["CONFIG", "SET", "dir", "/proc"]`).
+    pub args: Vec<String>,
+    /// What the command is to the scenario: `Control` (set-up, the
+    /// default), `Fault` (it is the fault: the first one is time zero) or
+    /// `Repair` (it undoes one).
+    pub role: Role,
+    /// How long to wait for the answer (`DEBUG POPULATE`, `SAVE` take a while).
+    pub timeout_ms: u64,
+}
+
+impl CommandSpec {
+    /// The suffix of the recorded action's detail that carries a role
+    /// other than `Control` (read back by [`Role::of_recorded`]).
+    pub fn marker(role: Role) -> &'static str {
+        match role {
+            Role::Fault => " [fault]",
+            Role::Repair => " [repair]",
+            Role::Control => "",
+        }
+    }
+}
+
+impl Role {
+    /// The role of a recorded action: the verb's, or for `command` and
+    /// `sentinel-command` the one its detail carries ([`CommandSpec::marker`]).
+    pub fn of_recorded(verb: Verb, detail: &str) -> Role {
+        match verb {
+            Verb::Command | Verb::SentinelCommand => {
+                if detail.ends_with(CommandSpec::marker(Role::Fault)) {
+                    Role::Fault
+                } else if detail.ends_with(CommandSpec::marker(Role::Repair)) {
+                    Role::Repair
+                } else {
+                    Role::Control
+                }
+            }
+            v => v.info().role,
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fault" => Ok(Role::Fault),
+            "repair" => Ok(Role::Repair),
+            "control" => Ok(Role::Control),
+            _ => Err(format!("`{s}`: want fault, repair or control")),
+        }
+    }
 }
 
 impl Action {
@@ -104,6 +182,19 @@ impl Action {
             Action::ClientPause { .. } => Verb::ClientPause,
             Action::Sleep { .. } => Verb::Sleep,
             Action::Wait { .. } => Verb::Wait,
+            Action::Command { .. } => Verb::Command,
+            Action::SentinelCommand { .. } => Verb::SentinelCommand,
+        }
+    }
+
+    /// What the action is to a scenario: its verb's role, or the role a
+    /// command step was given.
+    pub fn role(&self) -> Role {
+        match self {
+            Action::Command { command, .. } | Action::SentinelCommand { command, .. } => {
+                command.role
+            }
+            a => a.verb().info().role,
         }
     }
 
@@ -123,10 +214,13 @@ impl Action {
             | Action::SentinelResume { target }
             | Action::SimulateFailure { target, .. }
             | Action::DebugSleep { target, .. }
-            | Action::ClientPause { target, .. } => vec![target],
+            | Action::ClientPause { target, .. }
+            | Action::Command { target, .. }
+            | Action::SentinelCommand { target, .. } => vec![target],
             Action::Partition { a, b, .. } => a.iter().chain(b).collect(),
-            Action::Failover { via } => via.iter().collect(),
-            Action::Heal | Action::Sleep { .. } | Action::Wait { .. } => vec![],
+            Action::Failover { via, .. } => via.iter().collect(),
+            Action::Wait { target, .. } => target.iter().collect(),
+            Action::Heal | Action::Sleep { .. } => vec![],
         }
     }
 
@@ -229,6 +323,12 @@ pub enum Until {
     /// After the first fault the external client failed a write, then had
     /// one acknowledged.
     ExternalRecovered,
+    // issue 11
+    /// A quorum of live sentinels names the step's `target` node as master.
+    Master,
+    /// A sentinel (the `target` node's, if given) publishes the step's
+    /// `event` after the step starts.
+    Event,
 }
 
 impl Until {
@@ -238,6 +338,8 @@ impl Until {
         Until::Healthy,
         Until::NoSwitch,
         Until::ExternalRecovered,
+        Until::Master,
+        Until::Event,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -247,6 +349,8 @@ impl Until {
             Until::Healthy => "healthy",
             Until::NoSwitch => "no-switch",
             Until::ExternalRecovered => "external-recovered",
+            Until::Master => "master",
+            Until::Event => "event",
         }
     }
 }
@@ -286,6 +390,8 @@ mod tests {
         let w = Action::Wait {
             until: Until::NoSwitch,
             timeout_ms: 5,
+            target: None,
+            event: None,
         };
         assert_eq!(serde_json::to_value(&w).unwrap()["until"], "no-switch");
     }
@@ -304,6 +410,34 @@ mod tests {
         }
         assert!("crash".parse::<SimulateFailure>().is_err());
         assert_eq!("write".parse::<PauseMode>().unwrap().as_arg(), "WRITE");
+        assert_eq!("fault".parse::<Role>().unwrap(), Role::Fault);
+        assert!("boom".parse::<Role>().unwrap_err().contains("fault, repair or control"));
+    }
+
+    #[test]
+    fn a_command_step_carries_its_role_onto_the_timeline() {
+        let spec = |role| CommandSpec {
+            args: vec!["CONFIG".into(), "SET".into(), "dir".into(), "/proc".into()],
+            role,
+            timeout_ms: 5000,
+        };
+        let a = Action::Command {
+            target: Target::Master,
+            command: spec(Role::Fault),
+        };
+        assert_eq!(a.role(), Role::Fault);
+        assert_eq!(Action::Heal.role(), Role::Repair);
+        // what the recorder writes is what the reader finds
+        for role in [Role::Fault, Role::Repair, Role::Control] {
+            let detail = format!("node1 CONFIG SET dir /proc{}", CommandSpec::marker(role));
+            assert_eq!(Role::of_recorded(Verb::Command, &detail), role);
+        }
+        // other verbs keep the table's role whatever their detail says
+        assert_eq!(Role::of_recorded(Verb::Kill, "node1 [repair]"), Role::Fault);
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["action"], "command");
+        assert_eq!(v["args"][0], "CONFIG");
+        assert_eq!(v["role"], "fault");
     }
 
     #[test]
@@ -318,7 +452,11 @@ mod tests {
                     assert!(
                         matches!(
                             i.verb,
-                            Verb::SimulateFailure | Verb::DebugSleep | Verb::ClientPause
+                            Verb::SimulateFailure
+                                | Verb::DebugSleep
+                                | Verb::ClientPause
+                                | Verb::Command
+                                | Verb::SentinelCommand
                         ),
                         "{}",
                         i.name

@@ -57,7 +57,7 @@ pub fn redis_conf(t: &Topology, node: &Node) -> String {
         c += &format!("requirepass {0}\nmasterauth {0}\n", a.password);
     }
     for l in &t.redis_conf {
-        c += l;
+        c += &expand(l, &t.nodes).unwrap_or_else(|_| l.clone());
         c += "\n";
     }
     c
@@ -100,10 +100,34 @@ pub fn sentinel_conf(t: &Topology, node: &Node) -> String {
         );
     }
     for l in &t.sentinel_conf {
-        c += l;
+        c += &expand(l, &t.nodes).unwrap_or_else(|_| l.clone());
         c += "\n";
     }
     c
+}
+
+/// `line` with every `{ip:NODE}` replaced by that node's address (extra
+/// config lines name nodes so that they survive a relocation); `Err` names
+/// a node that does not exist (the topology refuses it when it is read).
+pub fn expand(line: &str, nodes: &[Node]) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("{ip:") {
+        out += &rest[..i];
+        let after = &rest[i + 4..];
+        let Some(end) = after.find('}') else {
+            return Err(after.to_string());
+        };
+        let name = &after[..end];
+        let n = nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| name.to_string())?;
+        out += &n.ip.to_string();
+        rest = &after[end + 1..];
+    }
+    out += rest;
+    Ok(out)
 }
 
 /// The 40-hex-digit sentinel run id of `node`: fixed per testbed and node so
@@ -233,6 +257,22 @@ mod tests {
     #[test]
     fn seed_python_configs() {
         insta::assert_snapshot!(all_files(&fixture("topologies/seed-python.toml")));
+    }
+
+    #[test]
+    fn node_addresses_in_extra_lines_follow_a_relocation() {
+        let text = "sentinel_conf = [\"sentinel known-replica mymaster {ip:node1} 6379\"]\n";
+        let t = Topology::parse(text, None, &ParseOptions::default()).unwrap();
+        let moved = t
+            .relocated("rp-x", crate::model::net::Subnet::test_slot(200))
+            .unwrap();
+        assert!(sentinel_conf(&moved, &moved.nodes[1])
+            .contains("sentinel known-replica mymaster 198.18.200.11 6379\n"));
+        assert_eq!(expand("a {ip:node2}:{ip:node3}", &t.nodes).unwrap(), "a 198.18.0.12:198.18.0.13");
+        let e = Topology::parse("redis_conf = [\"replicaof {ip:node9} 6379\"]\n", None, &ParseOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`{ip:node9}` names no node") && e.contains("node1, node2, node3"), "{e}");
     }
 
     #[test]

@@ -30,10 +30,14 @@ pub enum Verb {
     ClientPause,
     Sleep,
     Wait,
+    // issue 11: commands sent as scenario steps
+    Command,
+    SentinelCommand,
 }
 
 /// What a verb does to the testbed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Breaks or degrades something; the first fault of a scenario is its
     /// time zero.
@@ -273,7 +277,30 @@ pub const VERBS: &[VerbInfo] = &[
         aim: Nothing,
         ended_by: &[],
         timed: false,
-        summary: "wait for a condition (switch, demoted, healthy, no-switch, external-recovered)",
+        summary: "wait for a condition (switch, demoted, healthy, no-switch, external-recovered, master, event)",
+        old_names: &[],
+    },
+    // issue 11: a command on the servers or the sentinels, as a scenario
+    // step. Control by default; a step says `role = "fault"` or `"repair"`
+    // when the command is the scenario's fault (or undoes one).
+    VerbInfo {
+        verb: Command,
+        name: "command",
+        role: Control,
+        aim: Nodes,
+        ended_by: &[],
+        timed: false,
+        summary: "send one command to the nodes' redis-servers (CONFIG SET, DEBUG POPULATE, REPLICAOF, ...)",
+        old_names: &[],
+    },
+    VerbInfo {
+        verb: SentinelCommand,
+        name: "sentinel-command",
+        role: Control,
+        aim: Nodes,
+        ended_by: &[],
+        timed: false,
+        summary: "send one command to the nodes' sentinels (SENTINEL SET, SENTINEL CONFIG SET, ...)",
         old_names: &[],
     },
 ];
@@ -361,8 +388,9 @@ mod tests {
                 assert_eq!(Verb::renamed(old), Some(i.verb));
             }
         }
-        // `info` finds every variant (Wait is the last one declared)
+        // `info` finds every variant (SentinelCommand is the last one declared)
         assert_eq!(Verb::Wait.info().name, "wait");
+        assert_eq!(Verb::SentinelCommand.info().name, "sentinel-command");
     }
 
     #[test]

@@ -77,6 +77,30 @@ impl Testbed {
         Ok(node)
     }
 
+    /// Waits until at least `quorum` live sentinels name `node` as master
+    /// (`wait until = "master"`: the node need not be new).
+    pub async fn wait_for_master(&self, node: &Node, timeout: Duration) -> Result<()> {
+        let quorum = self.topology.quorum as usize;
+        let what = format!("a quorum of live sentinels to name {} as master", node.name);
+        wait::until(&what, timeout, wait::POLL, || async {
+            let views = self.sentinel_masters().await;
+            let n = views.values().filter(|ip| **ip == node.ip).count();
+            if n >= quorum {
+                Ok(())
+            } else {
+                Err(format!("sentinel views: {views:?}"))
+            }
+        })
+        .await?;
+        self.timeline.record(
+            Kind::Observation,
+            "testbed",
+            "sentinels-name-master",
+            &node.name,
+        );
+        Ok(())
+    }
+
     /// Waits until `node` is a replica of `master` with its link up.
     pub async fn wait_replica_of(
         &self,

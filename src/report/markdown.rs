@@ -102,6 +102,7 @@ pub fn render_markdown(
         "Image `{}` ({server}), testbed {}, {}.\n",
         env.image_name, env.testbed_version, env.date_utc
     );
+    claim_line(&mut s, runs, failed_runs, server);
     if pass {
         let _ = writeln!(
             s,
@@ -149,7 +150,7 @@ pub fn render_markdown(
                 measured_range(&r.measured)
             );
         }
-        s += "\n| run | result | failed expectations | promoted after | lost acknowledged writes |\n|---|---|---|---|---|\n";
+        s += "\n| run | seed | result | failed expectations | promoted after | lost acknowledged writes |\n|---|---|---|---|---|---|\n";
         for (i, r) in runs.iter().enumerate() {
             let failed: Vec<String> = r
                 .verdicts
@@ -159,8 +160,9 @@ pub fn render_markdown(
                 .collect();
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 i + 1,
+                r.seed.map_or("-".to_string(), |x| x.to_string()),
                 if r.passed() { "PASS" } else { "FAIL" },
                 failed.join(", "),
                 ms(r.measurements.promoted_ms),
@@ -186,12 +188,11 @@ pub fn render_markdown(
         format!(" (run {} of {total}, the first failing run)", i + 1)
     };
     let _ = writeln!(s, "## Details{which}\n");
+    let dir = run.dir_name(i);
     let _ = writeln!(
         s,
-        "Picture: `run-{}/timeline.svg` (drag it, or `timeline.png` beside it, into the issue). \
-         History, timeline, INFO/ROLE snapshots, configs and logs are in `run-{}/`.\n",
-        i + 1,
-        i + 1
+        "Picture: `{dir}/timeline.svg` (drag it, or `timeline.png` beside it, into the issue). \
+         History, timeline, INFO/ROLE snapshots, configs and logs are in `{dir}/`.\n"
     );
     environment_section(&mut s, env);
     let _ = writeln!(
@@ -202,7 +203,7 @@ pub fn render_markdown(
     expectations_section(&mut s, run);
     measurements_section(&mut s, run);
     checker_section(&mut s, run);
-    timeline_section(&mut s, run, i + 1);
+    timeline_section(&mut s, run, &dir);
     script_calls_section(&mut s, run);
     snapshots_section(&mut s, run);
     let _ = writeln!(s, "### How to re-run\n");
@@ -214,6 +215,41 @@ pub fn render_markdown(
     );
     let _ = writeln!(s, "```sh\n{rerun_command}\n```");
     s
+}
+
+/// What the scenario's sources claim and whether this server showed it:
+/// every expectation holding is the claim reproduced as reported.
+fn claim_line(s: &mut String, runs: &[RunResult], failed_runs: usize, server: &str) {
+    let Some(first) = runs.first() else { return };
+    if first.description.is_empty() {
+        return;
+    }
+    let sources = if first.sources.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({})",
+            first
+                .sources
+                .iter()
+                .map(|x| format!("`{x}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let _ = writeln!(s, "**Claim**{sources}: {}\n", first.description);
+    let _ = writeln!(s, "**Outcome**: {}.\n", outcome(runs.len(), failed_runs, server));
+}
+
+/// `reproduced as reported on <server> (3/3 runs)`, `not reproduced on …`,
+/// or `reproduced on … in 2/3 runs`.
+pub fn outcome(runs: usize, failed: usize, server: &str) -> String {
+    let held = runs - failed;
+    match (held, failed) {
+        (_, 0) => format!("reproduced as reported on {server} ({held}/{runs} runs)"),
+        (0, _) => format!("not reproduced on {server} (0/{runs} runs)"),
+        _ => format!("reproduced on {server} in {held}/{runs} runs"),
+    }
 }
 
 fn plural(n: usize, word: &str) -> String {
@@ -483,7 +519,7 @@ fn writes(s: &mut String, c: &crate::workload::checker::Report, key: &str, zero:
 
 /// The timeline table; bring-up events collapsed, routine sentinel events
 /// dropped when the table would be long (the text file keeps everything).
-fn timeline_section(s: &mut String, run: &RunResult, index: usize) {
+fn timeline_section(s: &mut String, run: &RunResult, dir: &str) {
     let start = scenario_start(run);
     let zero = run.measurements.fault_ms.unwrap_or(start);
     let (before, during): (Vec<Event>, Vec<Event>) =
@@ -515,7 +551,7 @@ fn timeline_section(s: &mut String, run: &RunResult, index: usize) {
         let list: Vec<String> = dropped.iter().map(|(k, v)| format!("`{k}` ×{v}")).collect();
         let _ = writeln!(
             s,
-            "{} routine sentinel events are left out to keep the table readable ({}); `run-{index}/timeline.txt` has every event.\n",
+            "{} routine sentinel events are left out to keep the table readable ({}); `{dir}/timeline.txt` has every event.\n",
             dropped.values().sum::<usize>(),
             list.join(", ")
         );

@@ -8,16 +8,17 @@
 
 use crate::error::{Error, Result};
 use crate::observe::timeline;
-use crate::scenario::run::RunResult;
+use crate::scenario::run::{RunResult, Verdict};
 use bollard::Docker;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 mod markdown;
+pub mod merge;
 pub mod svg;
-pub use markdown::render_markdown;
+pub use markdown::{outcome, render_markdown};
 
 /// Where and with what a run happened.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -147,9 +148,14 @@ impl Rate {
 
 /// Failure rates per expectation, in the scenario's order.
 pub fn rates(runs: &[RunResult]) -> Vec<Rate> {
+    rates_of(runs.iter().map(|r| r.verdicts.as_slice()))
+}
+
+/// Failure rates per expectation over the verdicts of each run.
+pub fn rates_of<'a>(runs: impl IntoIterator<Item = &'a [Verdict]>) -> Vec<Rate> {
     let mut out: Vec<Rate> = Vec::new();
-    for r in runs {
-        for v in &r.verdicts {
+    for verdicts in runs {
+        for v in verdicts {
             let i = match out.iter().position(|x| x.expectation == v.expectation) {
                 Some(i) => i,
                 None => {
@@ -219,7 +225,38 @@ struct JsonReport<'a> {
     run_errors: &'a [String],
     environment: &'a Environment,
     rerun_command: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<&'a RunPlan>,
     runs: &'a [RunResult],
+}
+
+/// Which runs of a plan a bundle holds: the plan is `repeat` runs with
+/// seeds 1..=repeat (a run's seed decides the offset of its first fault in
+/// Sentinel's cycle, `scenario::run::fault_offset_ms`); a shard holds every
+/// `count`-th of them. `report merge` joins the shards of one plan.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunPlan {
+    pub scenario: String,
+    /// FNV-1a of the scenario file's text: shards of another file (or of
+    /// an edited one) are refused by `merge`.
+    pub scenario_digest: String,
+    /// The image the runs used (the `--image` override or the topology's).
+    pub image: String,
+    pub repeat: u32,
+    /// `(index, count)`, 1-based, when the bundle is one shard.
+    pub shard: Option<(u32, u32)>,
+    /// The seeds this bundle was to run, in order.
+    pub seeds: Vec<u64>,
+    /// Testbeds at once.
+    pub jobs: usize,
+}
+
+/// The digest [`RunPlan::scenario_digest`] holds.
+pub fn digest(text: &str) -> String {
+    let h = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{h:016x}")
 }
 
 /// Writes the bundle into `dir` (created); returns the path of report.md.
@@ -239,6 +276,18 @@ pub fn write_bundle_with_errors(
     run_errors: &[String],
     env: &Environment,
     rerun_command: &str,
+) -> Result<PathBuf> {
+    write_bundle_planned(dir, runs, run_errors, env, rerun_command, None)
+}
+
+/// Like [`write_bundle_with_errors`], recording the plan (seeds, shard).
+pub fn write_bundle_planned(
+    dir: &Path,
+    runs: &[RunResult],
+    run_errors: &[String],
+    env: &Environment,
+    rerun_command: &str,
+    plan: Option<&RunPlan>,
 ) -> Result<PathBuf> {
     let first = runs
         .first()
@@ -261,6 +310,7 @@ pub fn write_bundle_with_errors(
         run_errors,
         environment: env,
         rerun_command,
+        plan,
         runs,
     };
     write(
@@ -268,7 +318,7 @@ pub fn write_bundle_with_errors(
         &serde_json::to_string_pretty(&json).expect("a report serialises"),
     )?;
     for (i, r) in runs.iter().enumerate() {
-        write_run(&dir.join(format!("run-{}", i + 1)), r, &write)?;
+        write_run(&dir.join(r.dir_name(i)), r, &write)?;
     }
     Ok(md)
 }

@@ -8,12 +8,16 @@
 //! with typed, validated arguments (targets name nodes of its topology, or
 //! are refused), every expectation a known measure with a numeric bound.
 
+mod endstate;
 mod evidence;
+mod judge;
 mod parse;
 pub mod result;
 pub mod run;
 
 pub use crate::model::action::{Action, Until};
+pub use endstate::NodeEnd;
+pub use parse::{INFO_FIELDS, SENTINEL_EVENTS, SENTINEL_FIELDS};
 pub use result::{Measurements, RunResult, Verdict};
 
 use crate::model::topology::Topology;
@@ -40,6 +44,9 @@ pub struct Scenario {
     pub external: Option<ExternalSpec>,
     pub steps: Vec<Step>,
     pub expect: Vec<Expectation>,
+    /// The measure whose median the behaviour matrix shows (`key_measure`,
+    /// or the first expectation's).
+    pub key_measure: Option<String>,
 }
 
 /// A reference to where a behaviour is reported.
@@ -90,6 +97,10 @@ pub struct Step {
     pub action: Action,
     /// The line of the scenario file the step starts on (for messages).
     pub line: usize,
+    /// The step must fail with an error containing this text (a refusal
+    /// is the behaviour under test); any other outcome is a step error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect_error: Option<String>,
 }
 
 /// A measured value compared with a bound.
@@ -103,6 +114,22 @@ pub struct Expectation {
     /// Measured on the external client's writes (`[expect.external]`)
     /// rather than the built-in workload's.
     pub external: bool,
+    /// The rest of a dotted measure's key: `events."+sdown".node2` is
+    /// `Events` with `["+sdown", "node2"]`, `info.node3.dbsize` is `Info`
+    /// with `["node3", "dbsize"]` (empty for the plain measures).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+}
+
+impl Expectation {
+    /// The measure's whole key (`info.node3.dbsize`), as in `[expect]` and
+    /// in `Measurements::unmeasured`.
+    pub fn path(&self) -> String {
+        std::iter::once(self.measure.key().to_string())
+            .chain(self.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(".")
+    }
 }
 
 /// What a measure is compared with.
@@ -110,8 +137,12 @@ pub struct Expectation {
 #[serde(untagged)]
 pub enum Bound {
     Number(f64),
-    /// For `vip_holder`.
+    /// For `vip_holder`, `promoted_node`, `final_master`.
     Holder(Holder),
+    /// A text field that must be equal (`info.node1.role = "master"`).
+    Text(String),
+    /// A text field that must contain this (`sentinel.node3.flags = "~ disconnected"`).
+    Contains(String),
 }
 
 /// Who holds the VIP at the end (`vip_holder`).
@@ -142,6 +173,31 @@ pub enum Measure {
     RefusedWrites,
     /// The longest span of acknowledged-then-lost writes.
     LossWindowMs,
+    // issue 11: what the report claims, measured more precisely
+    /// Steps that failed (a wait that timed out, an unexpected reply).
+    StepErrors,
+    /// The node the first failover promoted.
+    PromotedNode,
+    /// The master most sentinels name at the end.
+    FinalMaster,
+    /// `events.<channel>[.<node>]`: sentinel events published from the
+    /// first fault on (by every sentinel, or by one node's).
+    Events,
+    /// `refused_writes.<KIND>`: refused writes of one error kind.
+    RefusedWritesOf,
+    /// `info.<node>.<field>`: a field of the node's INFO at the end
+    /// (`dbsize` is DBSIZE).
+    Info,
+    /// `sentinel.<node>.<field>`: a field of the node's sentinel at the end
+    /// (SENTINEL MASTER, `master` = the node it names, INFO sentinel).
+    SentinelField,
+    /// `sentinel_restarts.<node>`: restarts of its sentinel container.
+    SentinelRestarts,
+    /// `sentinel_running.<node>`: whether its sentinel runs at the end.
+    SentinelRunning,
+    /// `script_calls.<node>[.leader|.observer]`: runs of the reconfig
+    /// script by that node's sentinel (from the script's call log).
+    ScriptCalls,
 }
 
 impl Measure {
@@ -156,6 +212,16 @@ impl Measure {
         Measure::DuplicateVipMs,
         Measure::RefusedWrites,
         Measure::LossWindowMs,
+        Measure::StepErrors,
+        Measure::PromotedNode,
+        Measure::FinalMaster,
+        Measure::Events,
+        Measure::RefusedWritesOf,
+        Measure::Info,
+        Measure::SentinelField,
+        Measure::SentinelRestarts,
+        Measure::SentinelRunning,
+        Measure::ScriptCalls,
     ];
 
     /// Its key in `[expect]`.
@@ -171,11 +237,54 @@ impl Measure {
             Measure::DuplicateVipMs => "duplicate_vip_ms",
             Measure::RefusedWrites => "refused_writes",
             Measure::LossWindowMs => "loss_window_ms",
+            Measure::StepErrors => "step_errors",
+            Measure::PromotedNode => "promoted_node",
+            Measure::FinalMaster => "final_master",
+            Measure::Events => "events",
+            // the same key as refused_writes, with a kind after the dot
+            Measure::RefusedWritesOf => "refused_writes",
+            Measure::Info => "info",
+            Measure::SentinelField => "sentinel",
+            Measure::SentinelRestarts => "sentinel_restarts",
+            Measure::SentinelRunning => "sentinel_running",
+            Measure::ScriptCalls => "script_calls",
         }
     }
 
+    /// Whether the key takes more parts after a dot (`events."+sdown"`).
+    pub fn is_dotted(self) -> bool {
+        matches!(
+            self,
+            Measure::Events
+                | Measure::RefusedWritesOf
+                | Measure::Info
+                | Measure::SentinelField
+                | Measure::SentinelRestarts
+                | Measure::SentinelRunning
+                | Measure::ScriptCalls
+        )
+    }
+
+    /// How the key is written, for hints (`events.<channel>[.<node>]`).
+    pub fn form(self) -> &'static str {
+        match self {
+            Measure::Events => "events.<channel>[.<node>]",
+            Measure::RefusedWritesOf => "refused_writes.<KIND>",
+            Measure::Info => "info.<node>.<field>",
+            Measure::SentinelField => "sentinel.<node>.<field>",
+            Measure::SentinelRestarts => "sentinel_restarts.<node>",
+            Measure::SentinelRunning => "sentinel_running.<node>",
+            Measure::ScriptCalls => "script_calls.<node>[.leader|.observer]",
+            m => m.key(),
+        }
+    }
+
+    /// The plain (undotted) measure of that key.
     pub fn from_key(key: &str) -> Option<Measure> {
-        Measure::ALL.iter().copied().find(|m| m.key() == key)
+        Measure::ALL
+            .iter()
+            .copied()
+            .find(|m| m.key() == key && !m.is_dotted())
     }
 
     /// Whether the measure comes from one client's writes (and so exists
@@ -187,6 +296,7 @@ impl Measure {
                 | Measure::ClientRecoveredWithinMs
                 | Measure::RefusedWrites
                 | Measure::LossWindowMs
+                | Measure::RefusedWritesOf
         )
     }
 

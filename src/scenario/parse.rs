@@ -2,7 +2,7 @@
 //! topology file it names. Every error is `Error::Input` at file:line:col of
 //! the key at fault, with a hint where one helps.
 
-use super::{Bound, Cmp, Expectation, Holder, Measure, Scenario, Source, Step};
+use super::{Scenario, Source, Step};
 use crate::error::{Error, Result};
 use crate::model::action::{Action, PauseMode, SimulateFailure, Until};
 use crate::model::target::{Direction, Target, TARGET_WORDS};
@@ -14,6 +14,13 @@ use serde::Deserialize;
 use std::ops::Range;
 use std::path::Path;
 use toml::Spanned;
+
+mod expect;
+mod spans;
+mod steps;
+use expect::expectations;
+pub use expect::{INFO_FIELDS, SENTINEL_EVENTS, SENTINEL_FIELDS};
+use steps::{command_spec, expected_error, key_measure, wait_args};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +35,7 @@ struct Raw {
     #[serde(default)]
     step: Vec<Spanned<RawStep>>,
     expect: Option<Spanned<toml::Table>>,
+    key_measure: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +76,12 @@ struct RawStep {
     ms: Option<Spanned<u64>>,
     until: Option<Spanned<String>>,
     timeout_ms: Option<Spanned<u64>>,
+    // issue 11: commands, coordinated failovers, expected errors, waits
+    args: Option<Spanned<Vec<String>>>,
+    role: Option<Spanned<String>>,
+    coordinated: Option<Spanned<bool>>,
+    expect_error: Option<Spanned<String>>,
+    event: Option<Spanned<String>>,
 }
 
 /// Turns spans of one file into `Error::Input`.
@@ -125,6 +139,7 @@ impl Scenario {
             Some(e) => expectations(&cx, e, &topology, external.is_some())?,
             None => Vec::new(),
         };
+        let key_measure = key_measure(&cx, &raw.key_measure, &expect)?;
         let sources = match &raw.source {
             Some(s) => sources(&cx, s)?,
             None => Vec::new(),
@@ -140,6 +155,7 @@ impl Scenario {
             external,
             steps,
             expect,
+            key_measure,
         })
     }
 }
@@ -259,15 +275,21 @@ fn keys_of(verb: Verb) -> &'static [&'static str] {
     match verb.info().aim {
         Aim::Nothing => match verb {
             Verb::Sleep => &["ms"],
-            Verb::Wait => &["until", "timeout_ms"],
+            Verb::Wait => &["until", "timeout_ms", "target", "event"],
             _ => &[],
         },
         Aim::Groups => &["a", "b", "one_way"],
-        Aim::OptionalNode | Aim::OneNode => &["via"],
+        Aim::OptionalNode | Aim::OneNode => match verb {
+            Verb::Failover => &["via", "coordinated", "expect_error"],
+            _ => &["via"],
+        },
         Aim::Nodes => match verb {
             Verb::SimulateFailure => &["target", "mode"],
             Verb::DebugSleep => &["target", "ms"],
             Verb::ClientPause => &["target", "ms", "mode"],
+            Verb::Command | Verb::SentinelCommand => {
+                &["target", "args", "role", "timeout_ms", "expect_error"]
+            }
             _ => &["target"],
         },
     }
@@ -297,7 +319,7 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
             ))
         }
     };
-    let given: [(&str, Option<Range<usize>>); 9] = [
+    let given: [(&str, Option<Range<usize>>); 14] = [
         ("target", r.target.as_ref().map(Spanned::span)),
         ("via", r.via.as_ref().map(Spanned::span)),
         ("a", r.a.as_ref().map(Spanned::span)),
@@ -307,6 +329,11 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
         ("ms", r.ms.as_ref().map(Spanned::span)),
         ("until", r.until.as_ref().map(Spanned::span)),
         ("timeout_ms", r.timeout_ms.as_ref().map(Spanned::span)),
+        ("args", r.args.as_ref().map(Spanned::span)),
+        ("role", r.role.as_ref().map(Spanned::span)),
+        ("coordinated", r.coordinated.as_ref().map(Spanned::span)),
+        ("expect_error", r.expect_error.as_ref().map(Spanned::span)),
+        ("event", r.event.as_ref().map(Spanned::span)),
     ];
     let takes = keys_of(verb);
     for (key, at) in &given {
@@ -371,6 +398,15 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
         Verb::Heal => Action::Heal,
         Verb::Failover => Action::Failover {
             via: r.via.as_ref().map(|v| target(cx, v, t, verb)).transpose()?,
+            coordinated: r.coordinated.as_ref().is_some_and(|c| *c.get_ref()),
+        },
+        Verb::Command => Action::Command {
+            target: need_target()?,
+            command: command_spec(cx, r, &span, verb)?,
+        },
+        Verb::SentinelCommand => Action::SentinelCommand {
+            target: need_target()?,
+            command: command_spec(cx, r, &span, verb)?,
         },
         Verb::SimulateFailure => Action::SimulateFailure {
             target: need_target()?,
@@ -391,9 +427,10 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
                 cx.err(
                     span.clone(),
                     "step `wait` needs `until`",
-                    Some("switch, demoted, healthy, no-switch or external-recovered"),
+                    Some("switch, demoted, healthy, no-switch, external-recovered, master or event"),
                 )
             })?;
+            let (wait_target, event) = wait_args(cx, r, &span, until, t)?;
             if until == Until::ExternalRecovered && !has_external {
                 let at = r.until.as_ref().map_or(span.clone(), |u| u.span());
                 return Err(cx.err(
@@ -405,7 +442,12 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
             // a demotion can take 4 publish periods + an INFO period (~18 s)
             let timeout_ms = positive(cx, &r.timeout_ms, "timeout_ms")?
                 .unwrap_or(t.failover_timeout_ms + 25_000);
-            Action::Wait { until, timeout_ms }
+            Action::Wait {
+                until,
+                timeout_ms,
+                target: wait_target,
+                event,
+            }
         }
         v => Action::on(v, need_target()?).expect("every other verb is aimed at nodes"),
     };
@@ -413,6 +455,7 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
         at_ms: r.at_ms.as_ref().map(|a| *a.get_ref()),
         action,
         line,
+        expect_error: expected_error(cx, &r.expect_error)?,
     })
 }
 
@@ -528,135 +571,3 @@ pub fn parse_source(x: &str) -> std::result::Result<Source, String> {
     Err(format!("`{x}` is not a source reference"))
 }
 
-fn expectations(
-    cx: &Ctx,
-    e: &Spanned<toml::Table>,
-    t: &Topology,
-    has_external: bool,
-) -> Result<Vec<Expectation>> {
-    let mut entries: Vec<(String, &toml::Value, bool)> = Vec::new();
-    for (k, v) in e.get_ref() {
-        match (k.as_str(), v) {
-            ("external", toml::Value::Table(table)) => {
-                if !has_external {
-                    return Err(cx.err(
-                        e.span(),
-                        "key `expect.external`: the scenario has no `[external_client]`",
-                        Some("add an [external_client] table, or remove these expectations"),
-                    ));
-                }
-                entries.extend(table.iter().map(|(k, v)| (k.clone(), v, true)));
-            }
-            _ => entries.push((k.clone(), v, false)),
-        }
-    }
-    let mut out = Vec::new();
-    for (k, v, ext) in entries {
-        let full = if ext {
-            format!("external.{k}")
-        } else {
-            k.clone()
-        };
-        let mut x = expectation(&k, v, t).map_err(|(m, hint)| {
-            cx.err(
-                e.span(),
-                format!("key `expect.{full}`: {m}"),
-                hint.as_deref(),
-            )
-        })?;
-        if ext {
-            if !x.measure.is_per_client() {
-                return Err(cx.err(
-                    e.span(),
-                    format!("key `expect.{full}`: `{k}` is not measured per client"),
-                    Some("per client: lost_acknowledged_writes, client_recovered_within_ms, refused_writes, loss_window_ms"),
-                ));
-            }
-            x.external = true;
-            x.source = format!("external.{}", x.source);
-        }
-        out.push(x);
-    }
-    Ok(out)
-}
-
-type Problem = (String, Option<String>);
-
-fn expectation(
-    key: &str,
-    v: &toml::Value,
-    t: &Topology,
-) -> std::result::Result<Expectation, Problem> {
-    let all: Vec<&str> = Measure::ALL.iter().map(|m| m.key()).collect();
-    let measure = Measure::from_key(key)
-        .ok_or_else(|| ("not a known measure".to_string(), Some(all.join(", "))))?;
-    let source = format!("{key} = {v}");
-    let (op, bound) = match v {
-        toml::Value::String(s) if measure == Measure::VipHolder => {
-            let h = match s.as_str() {
-                "new-master" => Holder::NewMaster,
-                "old-master" => Holder::OldMaster,
-                "none" => Holder::None,
-                n if t.node(n).is_some() => Holder::Node(n.to_string()),
-                n => {
-                    return Err((
-                        format!("`{n}` is neither a role nor a node"),
-                        Some("use \"new-master\", \"old-master\", \"none\" or a node name".into()),
-                    ))
-                }
-            };
-            (Cmp::Eq, Bound::Holder(h))
-        }
-        _ if measure == Measure::VipHolder => {
-            return Err((
-                format!("{v} is not a holder"),
-                Some("use \"new-master\", \"old-master\", \"none\" or a node name".into()),
-            ))
-        }
-        toml::Value::Integer(i) => {
-            let op = if measure.is_upper_bound() {
-                Cmp::Le
-            } else {
-                Cmp::Eq
-            };
-            (op, Bound::Number(*i as f64))
-        }
-        toml::Value::String(s) => {
-            let s = s.trim();
-            let (op, rest) = [
-                (">=", Cmp::Ge),
-                ("<=", Cmp::Le),
-                (">", Cmp::Gt),
-                ("<", Cmp::Lt),
-                ("=", Cmp::Eq),
-            ]
-            .iter()
-            .find_map(|(p, c)| s.strip_prefix(p).map(|r| (*c, r.trim())))
-            .ok_or_else(|| {
-                (
-                    format!("`{s}` is not a comparison like \"> 0\" or \"<= 5000\""),
-                    None,
-                )
-            })?;
-            let n: f64 = rest
-                .parse()
-                .ok()
-                .filter(|n: &f64| n.is_finite())
-                .ok_or_else(|| (format!("`{rest}` is not a number"), None))?;
-            (op, Bound::Number(n))
-        }
-        other => {
-            return Err((
-                format!("{other} is neither a number nor a comparison string"),
-                None,
-            ))
-        }
-    };
-    Ok(Expectation {
-        measure,
-        op,
-        bound,
-        source,
-        external: false,
-    })
-}

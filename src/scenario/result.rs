@@ -4,10 +4,11 @@
 //! in `Measurements::unmeasured` and fails its expectation with the reason —
 //! never a reassuring default.
 
+use super::endstate::NodeEnd;
 use super::{Bound, Expectation, Holder, Measure};
 use crate::backend::image::ImageInfo;
 use crate::model::topology::{Node, Topology};
-use crate::model::verb::Verb;
+use crate::model::verb::{Role, Verb};
 use crate::observe::timeline::{Event, Kind};
 use crate::observe::vip::ScriptCall;
 use crate::workload::checker;
@@ -38,6 +39,19 @@ pub struct Measurements {
     /// / `snapshots` / `logs`) and why: their values above are not to be
     /// trusted, and an expectation on them fails.
     pub unmeasured: BTreeMap<String, String>,
+    // issue 11
+    /// Steps that failed.
+    pub step_errors: usize,
+    /// The node the first failover promoted (from its `+switch-master`).
+    pub promoted_node: Option<String>,
+    /// Sentinel events from the first fault on: channel -> node -> count.
+    pub events: BTreeMap<String, BTreeMap<String, usize>>,
+    /// The built-in workload's refused writes by error kind.
+    pub refused_by_kind: BTreeMap<String, usize>,
+    /// Each node at the end (INFO, its sentinel, its sentinel container).
+    pub end: BTreeMap<String, NodeEnd>,
+    /// Reconfig script runs per node and role (`leader`, `observer`).
+    pub script_calls: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
 /// What one client's writes showed (the built-in workload's are also
@@ -80,7 +94,7 @@ pub struct ExternalResult {
 }
 
 /// One expectation's verdict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Verdict {
     pub expectation: String,
     pub measured: String,
@@ -90,7 +104,17 @@ pub struct Verdict {
 /// Everything one run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
+    /// The run's seed (see `run::fault_offset_ms`); `None` outside repro.
+    pub seed: Option<u64>,
+    /// How long the seed delayed the first fault.
+    pub fault_offset_ms: Option<u64>,
     pub scenario: String,
+    /// The behaviour the scenario's sources report (its `description`).
+    #[serde(default)]
+    pub description: String,
+    /// Where it is reported (`owner/repo#N`, ...).
+    #[serde(default)]
+    pub sources: Vec<String>,
     /// The scenario file's text, as run (for reports).
     pub scenario_text: String,
     pub testbed: String,
@@ -118,6 +142,15 @@ impl RunResult {
     pub fn passed(&self) -> bool {
         self.verdicts.iter().all(|v| v.pass)
     }
+
+    /// The run's folder in a bundle: `run-<seed>` (so shards of one plan
+    /// never clash), or `run-<i>` (1-based) for a run without a seed.
+    pub fn dir_name(&self, index: usize) -> String {
+        match self.seed {
+            Some(s) => format!("run-{s}"),
+            None => format!("run-{}", index + 1),
+        }
+    }
 }
 
 /// What the VIP sampler saw over the run.
@@ -142,6 +175,11 @@ pub struct MeasureInput<'a> {
     pub vip: &'a VipSamples,
     /// The VIP holders at the end, or why they could not be read.
     pub final_holders: std::result::Result<Vec<String>, String>,
+    /// The topology's nodes (to name a promoted address).
+    pub nodes: &'a [Node],
+    /// Where the scenario's steps started (events are counted from the
+    /// first fault, or from here when there is none).
+    pub steps_start_ms: f64,
 }
 
 /// Derives the measurements (pure).
@@ -166,6 +204,25 @@ pub fn measure(i: MeasureInput) -> Measurements {
             .map(|e| e.t_ms - r)
     });
     let client = ClientMeasurements::of(i.check, i.fault_ms);
+    let promoted_node = switches.first().and_then(|e| {
+        // `<name> <old-ip> <old-port> <new-ip> <new-port>`
+        let ip = e.detail.split_whitespace().nth(3)?;
+        let n = i.nodes.iter().find(|n| n.ip.to_string() == ip);
+        Some(n.map_or_else(|| ip.to_string(), |n| n.name.clone()))
+    });
+    let since = i.fault_ms.unwrap_or(i.steps_start_ms);
+    let mut events: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for e in i
+        .events
+        .iter()
+        .filter(|e| e.kind == Kind::Sentinel && e.t_ms >= since)
+    {
+        *events
+            .entry(e.name.clone())
+            .or_default()
+            .entry(e.source.clone())
+            .or_default() += 1;
+    }
     let mut unmeasured = BTreeMap::new();
     if let Some((n, first)) = &i.vip.failed {
         let why = format!(
@@ -198,6 +255,12 @@ pub fn measure(i: MeasureInput) -> Measurements {
         refused_writes: client.refused_writes,
         loss_window_ms: client.loss_window_ms,
         unmeasured,
+        step_errors: 0,
+        promoted_node,
+        events,
+        refused_by_kind: i.check.errors.clone(),
+        end: BTreeMap::new(),
+        script_calls: BTreeMap::new(),
     }
 }
 
@@ -207,13 +270,15 @@ pub fn fault_and_reconnect(events: &[Event], since_ms: f64) -> (Option<f64>, Opt
     let actions = events
         .iter()
         .filter(|e| e.kind == Kind::Action && e.t_ms >= since_ms)
-        .filter_map(|e| Verb::from_name(&e.name).map(|v| (v, e.t_ms)));
+        .filter_map(|e| {
+            Verb::from_name(&e.name).map(|v| (v, e.t_ms, Role::of_recorded(v, &e.detail)))
+        });
     let (mut fault, mut reconnect) = (None, None);
-    for (v, t) in actions {
-        if v.is_fault() && fault.is_none() {
+    for (v, t, role) in actions {
+        if role == Role::Fault && fault.is_none() {
             fault = Some(t);
         }
-        if v.brings_back() {
+        if v.brings_back() || (role == Role::Repair && v.scenario_only()) {
             reconnect = Some(t);
         }
     }
@@ -252,7 +317,7 @@ pub fn verdict(
     old: &str,
 ) -> Verdict {
     if !e.external {
-        if let Some(why) = m.unmeasured.get(e.measure.key()) {
+        if let Some(why) = m.unmeasured.get(&e.path()) {
             return Verdict {
                 expectation: e.source.clone(),
                 measured: format!("could not measure: {why}"),
@@ -261,12 +326,23 @@ pub fn verdict(
         }
     }
     if e.external {
+        if let Some(why) = m.unmeasured.get(&format!("external.{}", e.path())) {
+            return Verdict {
+                expectation: e.source.clone(),
+                measured: format!("could not measure: {why}"),
+                pass: false,
+            };
+        }
         let c = external.map(|x| &x.measurements);
         let measured = c.and_then(|c| match e.measure {
             Measure::LostAcknowledgedWrites => Some(c.lost_acknowledged_writes as f64),
             Measure::ClientRecoveredWithinMs => c.client_recovered_ms,
             Measure::RefusedWrites => Some(c.refused_writes as f64),
             Measure::LossWindowMs => Some(c.loss_window_ms),
+            Measure::RefusedWritesOf => external.map(|x| {
+                let kind = e.args.first().map_or("", String::as_str);
+                x.check.errors.get(kind).copied().unwrap_or(0) as f64
+            }),
             _ => None,
         });
         return compare(e, measured);
@@ -282,6 +358,15 @@ pub fn verdict(
         Measure::RefusedWrites => Some(m.refused_writes as f64),
         Measure::LossWindowMs => Some(m.loss_window_ms),
         Measure::VipHolder => return holder_verdict(e, m, old),
+        Measure::StepErrors => Some(m.step_errors as f64),
+        Measure::PromotedNode | Measure::FinalMaster => return super::judge::node(e, m, old),
+        Measure::Events
+        | Measure::RefusedWritesOf
+        | Measure::Info
+        | Measure::SentinelField
+        | Measure::SentinelRestarts
+        | Measure::SentinelRunning
+        | Measure::ScriptCalls => return super::judge::dotted(e, m),
     };
     compare(e, measured)
 }
@@ -314,7 +399,7 @@ fn holder_verdict(e: &Expectation, m: &Measurements, old: &str) -> Verdict {
     }
 }
 
-fn compare(e: &Expectation, measured: Option<f64>) -> Verdict {
+pub(super) fn compare(e: &Expectation, measured: Option<f64>) -> Verdict {
     let Bound::Number(bound) = e.bound else {
         unreachable!("the parser gives numeric measures a number");
     };
@@ -344,6 +429,7 @@ mod tests {
             bound,
             source: format!("{} ...", measure.key()),
             external: false,
+            args: Vec::new(),
         }
     }
 
@@ -380,6 +466,8 @@ mod tests {
             final_master: None,
             vip: &vip,
             final_holders: Err("nsenter failed".into()),
+            nodes: std::slice::from_ref(&node),
+            steps_start_ms: 0.0,
         });
         let e = expect(Measure::VipHolder, Cmp::Eq, Bound::Holder(Holder::None));
         let v = verdict(&e, &m, None, "node1");

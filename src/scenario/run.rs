@@ -11,13 +11,15 @@
 
 pub use super::result::{ClientMeasurements, ExternalResult, Measurements, RunResult, Verdict};
 
-use super::evidence;
+use super::{endstate, evidence};
 use super::result::{self, MeasureInput, VipSamples};
 use super::{Scenario, Step};
 use crate::backend::image;
 use crate::backend::progress::Progress;
 use crate::error::{Error, Result};
-use crate::model::action::{Action, Until};
+use crate::model::action::Action;
+use crate::model::verb::Role;
+use crate::scenario::Measure;
 use crate::model::net::Subnet;
 use crate::model::topology::Node;
 use crate::observe::timeline::Kind;
@@ -37,6 +39,19 @@ pub struct RunOptions {
     pub subnet: Subnet,
     pub image: Option<String>,
     pub up: UpOptions,
+    /// The run's seed (its number among the repeats, from 1): it delays
+    /// the first fault by [`fault_offset_ms`] so that repeats sample every
+    /// phase of Sentinel's 1 s ping and INFO cycles. `None`: no delay.
+    pub seed: Option<u64>,
+}
+
+/// The delay of the first fault for `seed`, in 0..1000 ms: the fractional
+/// part of seed × the golden ratio, so consecutive seeds spread evenly over
+/// Sentinel's 1 s cycle and any set of seeds gives the same delays wherever
+/// (and in whichever shard) it runs.
+pub fn fault_offset_ms(seed: u64) -> u64 {
+    let golden = 0.618_033_988_749_895_f64;
+    ((seed as f64 * golden).fract() * 1000.0).floor() as u64
 }
 
 /// How often the VIP holders are sampled.
@@ -71,7 +86,8 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     let stop = AtomicBool::new(false);
     let progress = Progress::new(&format!("scenario {}", s.name));
     let steps = async {
-        let r = run_steps(&tb, &s.steps, &old, ext.as_ref(), &progress).await;
+        let offset = opts.seed.map(fault_offset_ms);
+        let r = run_steps(&tb, &s.steps, &old, ext.as_ref(), &progress, offset).await;
         stop.store(true, Ordering::Relaxed);
         r
     };
@@ -90,17 +106,28 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     };
     let final_master = tb.current_master().await.ok();
     let fm = final_master.as_ref();
-    let check = checker::check(
-        &history,
-        &present(&tb, fm, workload::KEY_PREFIX, &history).await?,
-    );
+    // what the final master holds decides what was lost: when it cannot be
+    // read, the loss is unmeasured (never "everything was lost")
+    let mut unread: Vec<(String, String)> = Vec::new();
+    let (ids, why) = present(&tb, fm, workload::KEY_PREFIX, &history).await;
+    if let Some(why) = why {
+        for k in [Measure::LostAcknowledgedWrites, Measure::LossWindowMs] {
+            unread.push((k.key().to_string(), why.clone()));
+        }
+    }
+    let check = checker::check(&history, &ids);
     let events = tb.timeline.events();
     let (fault_ms, reconnect_ms) = result::fault_and_reconnect(&events, steps_start);
     let external = match ext_run {
         Some(run) => {
             let prefix = crate::workload::external::key_prefix(&run.name);
-            let present = present(&tb, fm, &prefix, &run.history).await?;
-            let check = checker::check(&run.history, &present);
+            let (ids, why) = present(&tb, fm, &prefix, &run.history).await;
+            if let Some(why) = why {
+                for k in [Measure::LostAcknowledgedWrites, Measure::LossWindowMs] {
+                    unread.push((format!("external.{}", k.key()), why.clone()));
+                }
+            }
+            let check = checker::check(&run.history, &ids);
             let measurements = ClientMeasurements::of(&check, fault_ms);
             Some(ExternalResult {
                 run,
@@ -119,15 +146,12 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         final_master: fm,
         vip: &vip,
         final_holders: tb.vip_holders().await.map_err(|e| e.to_string()),
+        nodes: &tb.topology.nodes,
+        steps_start_ms: steps_start,
     });
-    let mut verdicts: Vec<Verdict> = s
-        .expect
-        .iter()
-        .map(|e| result::verdict(e, &measurements, external.as_ref(), &old.name))
-        .collect();
-    if let Some(x) = &external {
-        verdicts.push(result::external_ran(x));
-    }
+    measurements.step_errors = step_errors.len();
+    measurements.unmeasured.extend(unread);
+    measurements.end = endstate::collect(&tb).await;
     interrupt::check("collecting the evidence")?;
     progress.detail("collecting snapshots, configs and logs");
     let image = image::inspect(&tb.docker, &tb.topology.image)
@@ -141,6 +165,15 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
             .insert("script_calls".into(), e.to_string());
         Vec::new()
     });
+    for c in &script_calls {
+        let role = c.args.get(1).cloned().unwrap_or_default();
+        *measurements
+            .script_calls
+            .entry(c.node.clone())
+            .or_default()
+            .entry(role)
+            .or_default() += 1;
+    }
     let mut problems = Vec::new();
     let configs = evidence::configs(&tb, &mut problems).await;
     let logs = evidence::logs(&tb, &mut problems).await;
@@ -149,8 +182,21 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
             .unmeasured
             .insert("evidence".into(), problems.join("; "));
     }
+    // judged once every measure is in (the script log included)
+    let mut verdicts: Vec<Verdict> = s
+        .expect
+        .iter()
+        .map(|e| result::verdict(e, &measurements, external.as_ref(), &old.name))
+        .collect();
+    if let Some(x) = &external {
+        verdicts.push(result::external_ran(x));
+    }
     let result = RunResult {
+        seed: opts.seed,
+        fault_offset_ms: opts.seed.map(fault_offset_ms),
         scenario: s.name.clone(),
+        description: s.description.clone(),
+        sources: s.sources.iter().map(|x| x.text()).collect(),
         scenario_text: s.text.clone(),
         testbed: tb.topology.name.clone(),
         topology: tb.topology.clone(),
@@ -172,19 +218,29 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     Ok(result)
 }
 
-/// Which writes of `history` (keys `<prefix><id>`) the final master has.
+/// Which writes of `history` (keys `<prefix><id>`) the final master has,
+/// or why that could not be read (no master agreed on, or it did not
+/// answer: a master killed and never replaced).
 async fn present(
     tb: &Testbed,
     final_master: Option<&Node>,
     prefix: &str,
     history: &[Op],
-) -> Result<HashSet<u64>> {
-    match final_master {
-        Some(m) if !history.is_empty() => {
-            let ids = history.iter().map(|o| o.id);
-            workload::read_present(tb.redis_addr(m), tb.password(), prefix, ids).await
-        }
-        _ => Ok(Default::default()),
+) -> (HashSet<u64>, Option<String>) {
+    if history.is_empty() {
+        return (HashSet::new(), None);
+    }
+    let Some(m) = final_master else {
+        let why = "no final master was agreed on, so what was kept is unknown".to_string();
+        return (HashSet::new(), Some(why));
+    };
+    let ids = history.iter().map(|o| o.id);
+    match workload::read_present(tb.redis_addr(m), tb.password(), prefix, ids).await {
+        Ok(p) => (p, None),
+        Err(e) => (
+            HashSet::new(),
+            Some(format!("the final master {} could not be read: {e}", m.name)),
+        ),
     }
 }
 
@@ -249,6 +305,7 @@ async fn run_steps(
     old: &Node,
     ext: Option<&ExternalClient>,
     progress: &Progress,
+    mut fault_offset_ms: Option<u64>,
 ) -> Result<Vec<String>> {
     let start = tb.timeline.now_ms();
     let mut errors = Vec::new();
@@ -268,6 +325,18 @@ async fn run_steps(
                 interrupt::sleep(Duration::from_secs_f64(wait / 1000.0), &during).await?;
             }
         }
+        if step.action.role() == Role::Fault {
+            if let Some(ms) = fault_offset_ms.take() {
+                // the seed's offset of the first fault in Sentinel's cycle
+                tb.timeline.record(
+                    Kind::Observation,
+                    "testbed",
+                    "seed-offset",
+                    format!("first fault delayed {ms} ms"),
+                );
+                interrupt::sleep(Duration::from_millis(ms), &during).await?;
+            }
+        }
         let r = match &step.action {
             Action::Sleep { ms } => {
                 tb.timeline.record(
@@ -279,13 +348,22 @@ async fn run_steps(
                 // observation time is the scenario itself
                 interrupt::sleep(Duration::from_millis(*ms), &during).await
             }
-            Action::Wait { until, timeout_ms } => {
+            Action::Wait {
+                until,
+                timeout_ms,
+                target,
+                event,
+            } => {
                 let timeout = Duration::from_millis(*timeout_ms);
-                wait(tb, *until, timeout, old, ext, start).await
+                let on = WaitOn {
+                    target: target.as_ref(),
+                    event: event.as_deref(),
+                };
+                wait(tb, *until, timeout, old, ext, start, on).await
             }
             a => tb.apply(a).await.map(drop),
         };
-        match r {
+        match expected(tb, step.expect_error.as_deref(), r) {
             // an interruption ends the run; every other failure is a finding
             Err(e @ Error::Interrupted { .. }) => return Err(e),
             Err(e) => errors.push(format!("{during}: {e}")),
@@ -293,6 +371,31 @@ async fn run_steps(
         }
     }
     Ok(errors)
+}
+
+/// A step's outcome against its `expect_error`: the error it must get is
+/// its success (recorded as an `expected-error` observation); success, or
+/// another error, is its failure.
+fn expected(tb: &Testbed, want: Option<&str>, r: Result<()>) -> Result<()> {
+    match (want, r) {
+        (_, Err(e @ Error::Interrupted { .. })) => Err(e),
+        (None, r) => r,
+        (Some(w), Ok(())) => Err(Error::State(format!(
+            "expected an error containing `{w}`, but the step succeeded"
+        ))),
+        (Some(w), Err(e)) => {
+            let text = e.to_string();
+            if text.contains(w) {
+                tb.timeline
+                    .record(Kind::Observation, "testbed", "expected-error", text);
+                Ok(())
+            } else {
+                Err(Error::State(format!(
+                    "expected an error containing `{w}`, got: {text}"
+                )))
+            }
+        }
+    }
 }
 
 /// `kill master`, `partition node1 | node2,node3`, `wait switch`...
@@ -305,61 +408,5 @@ fn describe(a: &Action) -> String {
     }
 }
 
-async fn wait(
-    tb: &Testbed,
-    until: Until,
-    timeout: Duration,
-    old: &Node,
-    ext: Option<&ExternalClient>,
-    steps_start: f64,
-) -> Result<()> {
-    match until {
-        Until::Switch => tb.wait_for_switch(old, timeout).await.map(drop),
-        Until::Demoted => {
-            let new = tb.current_master().await?;
-            tb.wait_replica_of(old, &new, timeout).await
-        }
-        Until::Healthy => {
-            let m = tb.current_master().await?;
-            tb.wait_healthy(&m, timeout).await
-        }
-        Until::NoSwitch => {
-            // the whole timeout is observation; a switch fails the step
-            let from = tb.timeline.now_ms();
-            let r = tb
-                .timeline
-                .wait_for("no switch", timeout, |ev| {
-                    ev.iter()
-                        .any(|e| e.t_ms >= from && e.name == "+switch-master")
-                })
-                .await;
-            match r {
-                Ok(_) => Err(Error::State(
-                    "a failover happened while none was expected".into(),
-                )),
-                Err(_) => Ok(()),
-            }
-        }
-        Until::ExternalRecovered => {
-            let ext =
-                ext.ok_or_else(|| Error::State("the scenario has no external client".into()))?;
-            let events = tb.timeline.events();
-            let since = result::fault_and_reconnect(&events, steps_start)
-                .0
-                .unwrap_or(steps_start);
-            crate::observe::wait::until(
-                "the external client to write again after the fault",
-                timeout,
-                crate::observe::wait::POLL,
-                || {
-                    let r = ext.recovered_after(since).map(drop).ok_or_else(|| {
-                        "no write failed and then one acknowledged since the fault".to_string()
-                    });
-                    async move { r }
-                },
-            )
-            .await
-            .map(drop)
-        }
-    }
-}
+mod waits;
+use waits::{wait, WaitOn};

@@ -20,10 +20,176 @@ fn every_shipped_scenario_parses() {
             let s = Scenario::from_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             assert!(!s.steps.is_empty(), "{}", p.display());
             assert!(!s.expect.is_empty(), "{}", p.display());
+            // a reproduction says what is claimed and where
+            assert!(!s.description.is_empty(), "{}: no description", p.display());
+            assert!(!s.sources.is_empty(), "{}: no source", p.display());
+            assert!(s.key_measure.is_some(), "{}", p.display());
             n += 1;
         }
     }
-    assert!(n >= 8, "only {n} scenarios");
+    assert!(n >= 10, "only {n} scenarios");
+}
+
+#[test]
+fn command_steps_and_their_mistakes() {
+    let s = parse(
+        "[[step]]\naction = \"command\"\ntarget = \"master\"\nargs = [\"CONFIG\", \"SET\", \"dir\", \"/proc\"]\nrole = \"fault\"\n\
+         [[step]]\naction = \"sentinel-command\"\ntarget = \"replicas\"\nargs = [\"SENTINEL\", \"SET\", \"mymaster\", \"quorum\", \"2\"]\ntimeout_ms = 900\nexpect_error = \"ERR\"\n\
+         [[step]]\naction = \"failover\"\nvia = \"node2\"\ncoordinated = true\nexpect_error = \"NOGOODSLAVE\"\n",
+    )
+    .unwrap();
+    let Action::Command { command, .. } = &s.steps[0].action else {
+        panic!("{:?}", s.steps[0]);
+    };
+    assert_eq!(command.role, crate::model::verb::Role::Fault);
+    assert_eq!(command.timeout_ms, 5000);
+    assert_eq!(s.steps[0].action.role(), crate::model::verb::Role::Fault);
+    let Action::SentinelCommand { command, target } = &s.steps[1].action else {
+        panic!("{:?}", s.steps[1]);
+    };
+    assert_eq!((command.timeout_ms, target), (900, &Target::Replicas));
+    assert_eq!(s.steps[1].expect_error.as_deref(), Some("ERR"));
+    assert!(matches!(
+        s.steps[2].action,
+        Action::Failover {
+            coordinated: true,
+            ..
+        }
+    ));
+    let cases = [
+        (
+            "[[step]]\naction = \"command\"\ntarget = \"master\"\n",
+            "t.toml:1:1:",
+            "step `command` needs `args`",
+        ),
+        (
+            "[[step]]\naction = \"command\"\ntarget = \"master\"\nargs = []\n",
+            "t.toml:4:8:",
+            "the command is empty",
+        ),
+        (
+            "[[step]]\naction = \"command\"\ntarget = \"master\"\nargs = [\"PING\"]\nrole = \"boss\"\n",
+            "t.toml:5:8:",
+            "want fault, repair or control",
+        ),
+        (
+            "[[step]]\naction = \"kill\"\ntarget = \"master\"\nexpect_error = \"X\"\n",
+            "t.toml:4:16:",
+            "key `expect_error` does not apply to `kill`",
+        ),
+        (
+            "[[step]]\naction = \"failover\"\nexpect_error = \"\"\n",
+            "t.toml:3:16:",
+            "the text is empty",
+        ),
+        (
+            "[[step]]\naction = \"kill\"\ntarget = \"master\"\ncoordinated = true\n",
+            "t.toml:4:15:",
+            "key `coordinated` does not apply to `kill`",
+        ),
+    ];
+    for (text, at, want) in cases {
+        let e = parse(text).map(drop).unwrap_err().to_string();
+        assert!(e.contains(at) && e.contains(want), "want `{at}` + `{want}` in: {e}");
+    }
+}
+
+#[test]
+fn waits_for_a_named_master_or_an_event() {
+    let s = parse(
+        "[[step]]\naction = \"wait\"\nuntil = \"master\"\ntarget = \"node1\"\n\
+         [[step]]\naction = \"wait\"\nuntil = \"event\"\nevent = \"+odown\"\ntarget = \"node2\"\ntimeout_ms = 100\n",
+    )
+    .unwrap();
+    assert!(matches!(
+        &s.steps[0].action,
+        Action::Wait { until: Until::Master, target: Some(Target::Node(n)), event: None, .. } if n == "node1"
+    ));
+    assert!(matches!(
+        &s.steps[1].action,
+        Action::Wait { until: Until::Event, event: Some(e), timeout_ms: 100, .. } if e == "+odown"
+    ));
+    let cases = [
+        (
+            "[[step]]\naction = \"wait\"\nuntil = \"master\"\n",
+            "t.toml:1:1:",
+            "needs `target`",
+        ),
+        (
+            "[[step]]\naction = \"wait\"\nuntil = \"master\"\ntarget = \"replicas\"\n",
+            "t.toml:4:10:",
+            "names no fixed node",
+        ),
+        (
+            "[[step]]\naction = \"wait\"\nuntil = \"event\"\n",
+            "t.toml:1:1:",
+            "needs `event`",
+        ),
+        (
+            "[[step]]\naction = \"wait\"\nuntil = \"event\"\nevent = \"+odwn\"\n",
+            "t.toml:4:9:",
+            "`+odwn` is not a sentinel event",
+        ),
+        (
+            "[[step]]\naction = \"wait\"\nuntil = \"switch\"\ntarget = \"node1\"\n",
+            "t.toml:4:10:",
+            "does not apply to until = \"switch\"",
+        ),
+    ];
+    for (text, at, want) in cases {
+        let e = parse(text).map(drop).unwrap_err().to_string();
+        assert!(e.contains(at) && e.contains(want), "want `{at}` + `{want}` in: {e}");
+    }
+}
+
+#[test]
+fn dotted_measures_parse_and_their_mistakes_are_located() {
+    let s = parse(
+        "[[step]]\naction = \"heal\"\n[expect]\nevents.\"+reboot\" = \">= 1\"\nevents.\"+sdown\".node2 = 0\n\
+         refused_writes.NOREPLICAS = \"> 0\"\ninfo.master.dbsize = 0\ninfo.node1.role = \"master\"\n\
+         sentinel.node3.flags = \"~ disconnected\"\nsentinel_running.node2 = false\npromoted_node = \"node3\"\n\
+         key_measure_is_not_here = 1\n",
+    );
+    assert!(
+        parse_err(&s).contains("t.toml:12:1:") && parse_err(&s).contains("not a known measure"),
+        "{}",
+        parse_err(&s)
+    );
+    let s = parse(
+        "key_measure = \"info.master.dbsize\"\n[[step]]\naction = \"heal\"\n[expect]\nevents.\"+reboot\" = \">= 1\"\n\
+         events.\"+sdown\".node2 = 0\nrefused_writes.NOREPLICAS = \"> 0\"\ninfo.master.dbsize = 0\n\
+         info.node1.role = \"master\"\nsentinel.node3.flags = \"~ disconnected\"\nsentinel_running.node2 = false\n\
+         promoted_node = \"node3\"\n",
+    )
+    .unwrap();
+    let by = |p: &str| s.expect.iter().find(|e| e.path() == p).unwrap().clone();
+    assert_eq!(by("events.+sdown.node2").args, ["+sdown", "node2"]);
+    assert_eq!(by("events.+reboot").source, "events.\"+reboot\" = \">= 1\"");
+    assert_eq!(by("info.node1.role").bound, Bound::Text("master".into()));
+    assert_eq!(
+        by("sentinel.node3.flags").bound,
+        Bound::Contains("disconnected".into())
+    );
+    assert_eq!(by("sentinel_running.node2").bound, Bound::Number(0.0));
+    assert_eq!(s.key_measure.as_deref(), Some("info.master.dbsize"));
+    let cases = [
+        ("[expect]\nevents.\"+rebot\" = 1\n", "t.toml:2:8:", "not one of the sentinel events"),
+        ("[expect]\nfailovers = 0\ninfo.node9.role = \"master\"\n", "t.toml:3:12:", "no node named `node9`"),
+        ("[expect]\ninfo.node1.role = 1\n", "t.toml:2:12:", "compared for equality"),
+        ("[expect]\npromoted_node = \"node7\"\n", "t.toml:2:1:", "neither a role nor a node"),
+        ("key_measure = \"failovers\"\n[expect]\nlost_acknowledged_writes = 0\n", "t.toml:1:15:", "not a measure of this scenario"),
+    ];
+    for (text, at, want) in cases {
+        let e = parse(text).map(drop).unwrap_err().to_string();
+        assert!(e.contains(at) && e.contains(want), "want `{at}` + `{want}` in: {e}");
+    }
+}
+
+fn parse_err(r: &Result<Scenario>) -> String {
+    match r {
+        Ok(_) => "parsed".into(),
+        Err(e) => e.to_string(),
+    }
 }
 
 #[test]
@@ -219,7 +385,7 @@ fn typed_values_are_checked_when_the_file_is_read() {
         // a bound that is not a number
         (
             "[expect]\npromoted_within_ms = \"<= soon\"\n",
-            "t.toml:1:1:",
+            "t.toml:2:1:",
             "`soon` is not a number",
         ),
         // a rate of zero

@@ -233,6 +233,9 @@ pub enum Chaos {
         /// The node whose sentinel leads the failover.
         #[arg(long)]
         via: Option<Target>,
+        /// SENTINEL FAILOVER <name> COORDINATED (Valkey >= 9.0).
+        #[arg(long)]
+        coordinated: bool,
         #[command(flatten)]
         at: Attach,
     },
@@ -365,7 +368,12 @@ impl Chaos {
                 vec![Action::Partition { a, b, direction }]
             }
             Chaos::Heal { .. } => vec![Action::Heal],
-            Chaos::Failover { via, .. } => vec![Action::Failover { via: via.clone() }],
+            Chaos::Failover {
+                via, coordinated, ..
+            } => vec![Action::Failover {
+                via: via.clone(),
+                coordinated: *coordinated,
+            }],
             Chaos::SimulateFailure { mode, t } => t
                 .targets
                 .iter()

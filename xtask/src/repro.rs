@@ -33,6 +33,7 @@ pub async fn run(args: &ReproArgs, state_root: &Path) -> Result<()> {
         subnet: Subnet::test_slot(args.slot),
         image: image.clone(),
         up: UpOptions::default(),
+        seed: None,
     };
     let rerun = rerun_command(file, &path, repeat, image.as_deref(), keep_going);
     let started = SystemTime::now();

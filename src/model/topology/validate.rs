@@ -116,7 +116,7 @@ impl Validator<'_> {
         let nodes = self.nodes(&raw, subnet, vip)?;
         let initial_master = self.initial_master(&raw, &nodes)?;
         let s = self.sentinel(&raw, &nodes)?;
-        let x = self.extras(&raw)?;
+        let x = self.extras(&raw, &nodes)?;
         Ok(Topology {
             profile: x.profile,
             name,
@@ -430,7 +430,7 @@ impl Validator<'_> {
     }
 
     /// `[auth]`, `reconfig_script`, the extra config lines, `profile`.
-    fn extras(&self, raw: &RawTopology) -> Check<Extras> {
+    fn extras(&self, raw: &RawTopology, nodes: &[Node]) -> Check<Extras> {
         let auth = match &raw.auth {
             None => None,
             Some(a) => {
@@ -479,6 +479,17 @@ impl Validator<'_> {
                         key,
                         "a line may not contain a newline",
                         Some("give one array element per line"),
+                    );
+                }
+                // `{ip:NODE}` is that node's address when rendered (after a
+                // relocation too): NODE must be a node
+                if let Err(n) = crate::model::render::expand(l.get_ref(), nodes) {
+                    let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+                    return self.fail(
+                        l.span(),
+                        key,
+                        format!("`{{ip:{n}}}` names no node"),
+                        Some(&format!("the nodes are {}", known.join(", "))),
                     );
                 }
                 out.push(l.get_ref().clone());

@@ -133,7 +133,11 @@ pub(crate) fn sample_run(name: &str, pass: bool) -> RunResult {
         ..Default::default()
     };
     RunResult {
+        seed: None,
+        fault_offset_ms: None,
         scenario: name.into(),
+        description: "kill the master: a replica is promoted".into(),
+        sources: vec!["article:seed-vip".into()],
         scenario_text: "description = \"kill <the> master & see\"\n[[step]]\naction = \"kill\"\ntarget = \"master\"\n".into(),
         testbed: "rp-kill-master".into(),
         image: None,
@@ -153,6 +157,7 @@ pub(crate) fn sample_run(name: &str, pass: bool) -> RunResult {
             refused_writes: 18,
             loss_window_ms: 100.0,
             unmeasured: Default::default(),
+            ..Default::default()
         },
         verdicts,
         step_errors: vec![],
