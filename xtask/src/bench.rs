@@ -10,15 +10,22 @@
 //! and their summaries: `report.rs` (JSON), the tables: `markdown.rs`, the
 //! picture: `svg.rs`, min/median/max and pair ratios: `stats.rs`.
 //!
+//! The parallel-repeats section (`parallel.rs`, also alone with
+//! `--parallel`): runs per minute of kill-master with 1, 2, 4 testbeds at
+//! once, through the pool of `repro --jobs`.
+//!
 //! Invariants: the bench removes everything it made (testbeds `bn-*`, the
-//! Compose testbeds `compose-bn-*`, loopback processes), also after a failed
-//! run, and touches nothing else: subnets 198.18.170-173.0/24, loopback ports
-//! 7001-7003 and 27001-27003. It asserts nothing about timings: it reports.
+//! Compose testbeds `compose-bn-*`, the parallel section's `bp*-*`, loopback
+//! processes), also after a failed run, and touches nothing else: subnets
+//! 198.18.170-173.0/24 and, for the parallel section, the job slots
+//! 198.18.250-253.0/24, loopback ports 7001-7003 and 27001-27003. It asserts
+//! nothing about timings: it reports.
 
 mod bringup;
 mod failover;
 mod loopback;
 mod markdown;
+pub mod parallel;
 mod report;
 mod stats;
 mod svg;
@@ -150,6 +157,10 @@ pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<
     let cleaned = cleanup(&docker, [&t_up, &t_fo], [&t_cmp, &t_nv], state_root).await;
     result?;
     cleaned?;
+    let started = Instant::now();
+    rep.parallel = parallel::measure(quick, |l| say("parallel", l)).await?;
+    rep.section_wall_s
+        .insert("parallel".into(), started.elapsed().as_secs_f64());
 
     rep.wall_s = wall.elapsed().as_secs_f64();
     rep.summarise();
@@ -168,6 +179,31 @@ pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<
         base.display(),
         rep.wall_s
     );
+    Ok(())
+}
+
+/// `bench --parallel`: only the parallel-repeats section, written to
+/// `target/testbed/bench/<UTC time>-parallel.{json,md}`.
+pub async fn run_parallel(quick: bool, state_root: &Path) -> Result<()> {
+    std::env::set_var("TESTBED_QUIET", "1");
+    anyhow::ensure!(
+        testbed::host::is_root(),
+        "the bench makes links and containers: run as root"
+    );
+    testbed::doctor::ensure_ready(true, state_root).await?;
+    let samples = parallel::measure(quick, |l| say("parallel", l)).await?;
+    let out_dir = state_root.join("bench");
+    std::fs::create_dir_all(&out_dir)?;
+    let stamp = testbed::report::utc_compact(std::time::SystemTime::now());
+    let base = out_dir.join(format!("{stamp}-parallel"));
+    let md = parallel::markdown(&samples);
+    std::fs::write(
+        base.with_extension("json"),
+        serde_json::to_string_pretty(&samples)?,
+    )?;
+    std::fs::write(base.with_extension("md"), &md)?;
+    println!("{md}");
+    println!("wrote {0}.json, {0}.md", base.display());
     Ok(())
 }
 

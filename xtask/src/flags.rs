@@ -110,6 +110,14 @@ pub enum Cmd {
     /// Run a scenario file, each repetition on a fresh testbed; print PASS/FAIL per
     /// expectation and write a report bundle under target/testbed/reports/.
     Repro(ReproArgs),
+    /// Run scenarios x images (each cell --repeat times, --jobs testbeds at once)
+    /// and write target/testbed/matrix/<UTC>/matrix.{md,json}.
+    Matrix(MatrixArgs),
+    /// Work on report bundles: `report merge DIR...` joins the shards of one plan.
+    Report {
+        #[command(subcommand)]
+        cmd: ReportCmd,
+    },
     /// Measure bring-up (`up` vs docker-compose) and failover phases (per setting,
     /// per image, containers vs plain processes on loopback); write
     /// target/testbed/bench/<UTC time>.{json,md,svg}. Takes ~10 min (`--quick` ~2).
@@ -120,6 +128,9 @@ pub enum Cmd {
         /// Runs per setting (bring-up rounds and failovers per setting).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         runs: Option<u32>,
+        /// Only the parallel-repeats section (kill-master with 1, 2, 4 testbeds at once).
+        #[arg(long)]
+        parallel: bool,
     },
     /// Create or remove the host segment (macvlan parent + shim) of a topology's
     /// Compose project, named as `cargo xtask up` names a testbed's.
@@ -150,9 +161,71 @@ pub struct ReproArgs {
     /// Go on with the next run when one cannot complete (e.g. bring-up failed).
     #[arg(long)]
     pub keep_going: bool,
-    /// The /24 of 198.18.0.0/16 its testbed uses (198.18.SLOT.0/24).
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u8).range(1..=254))]
-    pub slot: u8,
+    /// The /24 of 198.18.0.0/16 its testbed uses (198.18.SLOT.0/24); with
+    /// --jobs K the K testbeds use SLOT..SLOT+K-1. Default: 200, or 240 with --jobs.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub slot: Option<u8>,
+    /// Testbeds at once (each its own name and /24: slots 240-254).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=15))]
+    pub jobs: u32,
+    /// Run only the I-th of N shares of the repeats (seeds I, I+N, I+2N, ...);
+    /// `cargo xtask report merge` joins the shards' bundles.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+}
+
+/// `I/N` with 1 <= I <= N.
+pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}` is not I/N (e.g. 1/4: the first of 4 shards)"))?;
+    let (i, n): (u32, u32) = match (i.trim().parse(), n.trim().parse()) {
+        (Ok(i), Ok(n)) => (i, n),
+        _ => return Err(format!("`{s}` is not I/N with whole numbers (e.g. 2/4)")),
+    };
+    if n == 0 || i == 0 || i > n {
+        return Err(format!(
+            "shard {i} of {n} does not exist: I must be between 1 and N (e.g. 1/{})",
+            n.max(1)
+        ));
+    }
+    Ok((i, n))
+}
+
+/// `cargo xtask matrix`.
+#[derive(Debug, clap::Args)]
+pub struct MatrixArgs {
+    /// Scenario files (default: every file of fixtures/scenarios/).
+    pub scenarios: Vec<PathBuf>,
+    /// Images, one column each (default: every image of the offline catalog
+    /// that is built on this machine).
+    #[arg(long = "image", value_name = "IMG")]
+    pub images: Vec<String>,
+    /// Runs per cell.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Testbeds at once (slots 240-254).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=15))]
+    pub jobs: u32,
+    /// Also write the matrix as a committed document (links to scenario
+    /// files instead of bundles), e.g. docs/behaviour-matrix.md.
+    #[arg(long)]
+    pub doc: Option<PathBuf>,
+}
+
+/// `cargo xtask report ...`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCmd {
+    /// Merge bundles of one plan's shards (`repro --shard I/N`) into one report
+    /// whose rates count every shard.
+    Merge {
+        /// Bundle folders (target/testbed/reports/<scenario>-<UTC>/).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Where to write (default: target/testbed/reports/<scenario>-merged-<UTC>/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// What `cargo xtask segment` does.
@@ -437,6 +510,8 @@ mod tests {
             "image",
             "compose",
             "repro",
+            "matrix",
+            "report",
             "bench",
             "segment",
             "partitions",
@@ -485,5 +560,27 @@ mod tests {
         ));
         let e = Xtask::try_parse_from(["cargo xtask", "debug-sleep", "--ms", "0", "node1"]);
         assert!(e.is_err(), "0 ms is refused by the CLI");
+    }
+
+    #[test]
+    fn jobs_and_shards_are_checked_and_named() {
+        let err = |args: &[&str]| {
+            let mut v = vec!["cargo xtask", "repro", "f.toml"];
+            v.extend_from_slice(args);
+            Xtask::try_parse_from(v).unwrap_err().to_string()
+        };
+        let e = err(&["--jobs", "0"]);
+        assert!(e.contains("'--jobs <JOBS>'") && e.contains("0 is not in 1..=15"), "{e}");
+        let e = err(&["--shard", "3/2"]);
+        assert!(
+            e.contains("'--shard <I/N>'") && e.contains("shard 3 of 2 does not exist"),
+            "{e}"
+        );
+        assert!(err(&["--shard", "1-2"]).contains("is not I/N"));
+        assert_eq!(parse_shard("2/4"), Ok((2, 4)));
+        let ok = Xtask::try_parse_from(["cargo xtask", "repro", "f.toml", "--jobs", "4", "--shard", "1/3"]).unwrap();
+        assert!(matches!(ok.cmd, Cmd::Repro(ReproArgs { jobs: 4, shard: Some((1, 3)), .. })));
+        let e = Xtask::try_parse_from(["cargo xtask", "matrix", "--jobs", "0"]).unwrap_err().to_string();
+        assert!(e.contains("'--jobs <JOBS>'"), "{e}");
     }
 }

@@ -5,8 +5,12 @@ mod bench;
 mod chaos;
 mod compose;
 mod flags;
+mod matrix;
+mod matrix_md;
+mod merge;
 mod ops;
 mod paths;
+mod pool;
 mod repro;
 mod segment;
 

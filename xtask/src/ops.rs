@@ -141,10 +141,23 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             .await?
         }
         Cmd::Chaos(c) => crate::chaos::run(c, &state_root).await?,
-        Cmd::Bench { quick, runs } => {
-            crate::bench::run(quick, runs.map(|n| n as usize), &state_root).await?
+        Cmd::Bench {
+            quick,
+            runs,
+            parallel,
+        } => {
+            if parallel {
+                crate::bench::run_parallel(quick, &state_root).await?
+            } else {
+                crate::bench::run(quick, runs.map(|n| n as usize), &state_root).await?
+            }
         }
         Cmd::Repro(args) => crate::repro::run(&args, &state_root).await?,
+        // issue 11: the behaviour matrix and merged shards
+        Cmd::Matrix(args) => crate::matrix::run(&args, &state_root).await?,
+        Cmd::Report {
+            cmd: crate::flags::ReportCmd::Merge { dirs, out },
+        } => crate::merge::run(&dirs, out.as_deref(), &state_root)?,
         Cmd::Image { names, all } => {
             let docker = testbed::docker::connect().await?;
             let names: Vec<String> = if all {

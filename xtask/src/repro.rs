@@ -1,19 +1,23 @@
-//! `cargo xtask repro FILE [--repeat N] [--image IMG] [--keep-going]`: runs a
-//! scenario N times, each on a fresh testbed, prints the verdicts and the
-//! failure rate per expectation, and writes the report bundle under
-//! `target/testbed/reports/<scenario>-<UTC time>/`.
+//! `cargo xtask repro FILE [--repeat N] [--jobs K] [--shard I/N] [--image IMG]
+//! [--keep-going] [--slot S]`: runs a scenario N times (seeds 1..=N), each on
+//! a fresh testbed, K at once; prints the verdicts and the failure rate per
+//! expectation, and writes the report bundle under
+//! `target/testbed/reports/<scenario>-<UTC time>/` (`…-shard<I>of<N>/` for a
+//! shard). A run's seed is its number in the plan: it decides the offset
+//! of the first fault in Sentinel's cycle, so a shard's runs are the same
+//! runs wherever the shard runs, and `report merge` joins the shards.
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
-use testbed::net::Subnet;
-use testbed::report;
-use testbed::repro::{RunOptions, RunResult};
+use testbed::report::{self, RunPlan};
+use testbed::repro::RunResult;
 use testbed::scenario::Scenario;
-use testbed::UpOptions;
 
 use crate::flags::ReproArgs;
 use crate::paths::{from_root, resolve};
+use crate::pool::{self, Job, Layout};
 
 pub async fn run(args: &ReproArgs, state_root: &Path) -> Result<()> {
     let (file, repeat, image, keep_going) =
@@ -26,70 +30,121 @@ pub async fn run(args: &ReproArgs, state_root: &Path) -> Result<()> {
     );
     // Errors name file:line:col.
     let scenario = Scenario::from_file(&path)?;
+    let seeds = match args.shard {
+        Some((i, n)) => pool::shard_seeds(repeat, i, n),
+        None => (1..=u64::from(repeat)).collect(),
+    };
+    if seeds.is_empty() {
+        let (i, n) = args.shard.unwrap_or((1, 1));
+        bail!(
+            "--shard {i}/{n} with --repeat {repeat}: this shard has no run (shard I runs seeds I, I+N, ...); give --repeat {n} or more"
+        );
+    }
+    let jobs = (args.jobs as usize).min(seeds.len());
+    let layout = Layout {
+        prefix: "rp".into(),
+        first_slot: args.slot.unwrap_or(if args.jobs > 1 { 240 } else { 200 }),
+        workers: jobs,
+    };
+    layout.check()?;
     testbed::doctor::ensure_ready(true, state_root).await?;
     let docker = testbed::docker::connect().await?;
-    let opts = RunOptions {
-        testbed_name: testbed_name(&scenario.name),
-        subnet: Subnet::test_slot(args.slot),
-        image: image.clone(),
-        up: UpOptions::default(),
-        seed: None,
-    };
-    let rerun = rerun_command(file, &path, repeat, image.as_deref(), keep_going);
+    let rerun = rerun_command(file, &path, args);
     let started = SystemTime::now();
+    let total = seeds.len();
+    let plan = RunPlan {
+        scenario: scenario.name.clone(),
+        scenario_digest: report::digest(&scenario.text),
+        image: image.clone().unwrap_or_else(|| scenario.topology.image.clone()),
+        repeat,
+        shard: args.shard,
+        seeds: seeds.clone(),
+        jobs,
+    };
+    let queue: Vec<Job> = seeds
+        .iter()
+        .map(|&seed| Job {
+            scenario: 0,
+            image: image.clone(),
+            seed,
+        })
+        .collect();
+    if jobs > 1 {
+        println!(
+            "{total} run(s) of {}, {jobs} at once (testbeds {}..{}, slots {}-{})",
+            scenario.name,
+            layout.name(0, &scenario.name),
+            layout.name(jobs - 1, &scenario.name),
+            layout.first_slot,
+            usize::from(layout.first_slot) + jobs - 1
+        );
+    }
+    let printed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let name = scenario.name.clone();
+    let done = pool::run(
+        Arc::new(vec![scenario.clone()]),
+        queue,
+        &layout,
+        !keep_going,
+        move |d| {
+            let k = printed.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let mut out = format!(
+                "run {k}/{total} (seed {}): {name} on testbed {}\n",
+                d.job.seed, d.testbed
+            );
+            match &d.result {
+                Ok(r) => out += &render_run(r),
+                Err(e) => out += &format!("  ERROR  the run did not complete: {e}\n"),
+            }
+            print!("{out}");
+        },
+    )
+    .await?;
 
     let mut runs: Vec<RunResult> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
-    for i in 1..=repeat {
-        println!(
-            "run {i}/{repeat}: {} on testbed {}",
-            scenario.name, opts.testbed_name
-        );
-        match testbed::repro::run(&scenario, &opts).await {
-            Ok(r) => {
-                print!("{}", render_run(&r));
-                runs.push(r);
-            }
-            // Ctrl-C: the run removed its testbed; stop here, status 130
-            Err(e @ testbed::Error::Interrupted { .. }) => return Err(e.into()),
-            Err(e) => {
-                println!("  ERROR  the run did not complete: {e}");
-                errors.push(format!("run {i}: {e}"));
-                if !keep_going {
-                    break;
-                }
-            }
+    let mut done = done;
+    done.sort_by_key(|d| d.job.seed);
+    for d in done {
+        match d.result {
+            Ok(r) => runs.push(r),
+            Err(e) => errors.push(format!("run with seed {}: {e}", d.job.seed)),
         }
     }
-
     let Some(first) = runs.first() else {
         bail!("no run completed: {}", errors.join("; "));
     };
-    if repeat > 1 {
+    if total > 1 {
         println!();
         for r in report::rates(&runs) {
             println!("{}", r.line());
         }
     }
     let env = report::environment(&docker, first).await;
-    let dir = state_root.join("reports").join(format!(
+    let mut folder = format!(
         "{}-{}",
         report::safe_name(&scenario.name),
         report::utc_compact(started)
-    ));
-    let md = report::write_bundle_with_errors(&dir, &runs, &errors, &env, &rerun)
+    );
+    if let Some((i, n)) = args.shard {
+        folder += &format!("-shard{i}of{n}");
+    }
+    let dir = state_root.join("reports").join(folder);
+    let md = report::write_bundle_planned(&dir, &runs, &errors, &env, &rerun, Some(&plan))
         .with_context(|| format!("writing the report to {}", dir.display()))?;
     println!("\nreport: {}", md.display());
 
     let failed = runs.iter().filter(|r| !r.passed()).count();
     let attempted = runs.len() + errors.len();
+    let server = env.server_version.as_deref().unwrap_or("this server");
+    println!("outcome: {}", report::outcome(runs.len(), failed, server));
     if failed > 0 || !errors.is_empty() {
         let mut msg = format!("FAIL: {failed} of {attempted} runs broke an expectation");
         if !errors.is_empty() {
             msg += &format!("; {} did not complete: {}", errors.len(), errors.join("; "));
         }
-        if attempted < repeat as usize {
-            msg += &format!(" (stopped after run {attempted} of {repeat}; --keep-going goes on)");
+        if attempted < total {
+            msg += &format!(" (stopped after {attempted} of {total} runs; --keep-going goes on)");
         }
         bail!(msg);
     }
@@ -98,7 +153,7 @@ pub async fn run(args: &ReproArgs, state_root: &Path) -> Result<()> {
 }
 
 /// The verdict lines of one run and a one-line summary.
-fn render_run(r: &RunResult) -> String {
+pub fn render_run(r: &RunResult) -> String {
     let mut s = String::new();
     for v in &r.verdicts {
         let mark = if v.pass { "PASS" } else { "FAIL" };
@@ -123,41 +178,24 @@ fn render_run(r: &RunResult) -> String {
     s
 }
 
-/// `rp-<scenario>`, a valid testbed name of at most 24 characters.
-fn testbed_name(scenario: &str) -> String {
-    let mut n = String::from("rp-");
-    for c in scenario.chars().map(|c| c.to_ascii_lowercase()) {
-        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            c
-        } else {
-            '-'
-        };
-        if !(c == '-' && n.ends_with('-')) {
-            n.push(c);
-        }
-    }
-    n.truncate(24);
-    n.trim_end_matches('-').to_string()
-}
-
 /// The command that re-runs this, with the file relative to the workspace
 /// root when it lies inside it.
-fn rerun_command(
-    given: &Path,
-    resolved: &Path,
-    repeat: u32,
-    image: Option<&str>,
-    keep_going: bool,
-) -> String {
+fn rerun_command(given: &Path, resolved: &Path, a: &ReproArgs) -> String {
     let file = from_root(given, resolved);
     let mut c = format!("cargo xtask repro {}", file.display());
-    if repeat > 1 {
-        c += &format!(" --repeat {repeat}");
+    if a.repeat > 1 {
+        c += &format!(" --repeat {}", a.repeat);
     }
-    if let Some(i) = image {
+    if a.jobs > 1 {
+        c += &format!(" --jobs {}", a.jobs);
+    }
+    if let Some((i, n)) = a.shard {
+        c += &format!(" --shard {i}/{n}");
+    }
+    if let Some(i) = &a.image {
         c += &format!(" --image {i}");
     }
-    if keep_going {
+    if a.keep_going {
         c += " --keep-going";
     }
     c
@@ -166,25 +204,21 @@ fn rerun_command(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn testbed_names_are_valid_and_short() {
-        assert_eq!(testbed_name("kill-master"), "rp-kill-master");
-        assert_eq!(
-            testbed_name("isolated-master-keeps-vip"),
-            "rp-isolated-master-keeps"
-        );
-        assert_eq!(testbed_name("Split Brain_2"), "rp-split-brain-2");
-        assert_eq!(
-            testbed_name("abcdefghijklmnopqrstu-xyz"),
-            "rp-abcdefghijklmnopqrstu"
-        );
-    }
+    use std::path::PathBuf;
 
     #[test]
     fn the_rerun_command_is_relative_to_the_workspace() {
         let f = Path::new("fixtures/scenarios/kill-master.toml");
-        let c = rerun_command(f, &resolve(f), 20, Some("testbed/valkey:8.1"), false);
-        assert_eq!(c, "cargo xtask repro fixtures/scenarios/kill-master.toml --repeat 20 --image testbed/valkey:8.1");
+        let a = ReproArgs {
+            file: PathBuf::from(f),
+            repeat: 20,
+            image: Some("testbed/valkey:8.1".into()),
+            keep_going: false,
+            slot: None,
+            jobs: 4,
+            shard: Some((2, 3)),
+        };
+        let c = rerun_command(f, &resolve(f), &a);
+        assert_eq!(c, "cargo xtask repro fixtures/scenarios/kill-master.toml --repeat 20 --jobs 4 --shard 2/3 --image testbed/valkey:8.1");
     }
 }

@@ -206,6 +206,7 @@ pub fn markdown(r: &Report, svg_name: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     m += ".\n\n";
+    m += &super::parallel::markdown(&r.parallel).replace("## Parallel", "#### Parallel");
     m += &format!("![failover phases per setting]({svg_name})\n");
     m
 }

@@ -220,6 +220,8 @@ pub struct Report {
     pub bringup: Vec<BringupSample>,
     pub footprint: Footprint,
     pub failover: Vec<FailoverSample>,
+    /// The parallel-repeats section.
+    pub parallel: Vec<super::parallel::ParallelSample>,
     // derived by `summarise`
     pub bringup_summary: BTreeMap<String, ContenderSummary>,
     /// up / compose-to-healthy per alternating pair.
@@ -242,6 +244,7 @@ impl Report {
             bringup: Vec::new(),
             footprint: Footprint::default(),
             failover: Vec::new(),
+            parallel: Vec::new(),
             bringup_summary: BTreeMap::new(),
             up_over_compose: None,
             up_over_naive: None,
