@@ -205,9 +205,7 @@ async fn a_failed_bring_up_leaves_nothing() -> Result<()> {
 #[tokio::test]
 async fn a_changed_topology_is_refused_and_url_characters_in_passwords_work() -> Result<()> {
     let mut t = common::topology("t-change", 110)?;
-    t.auth = Some(testbed::topology::Auth {
-        password: "p/a#s%25w".into(),
-    });
+    t.auth = Some(testbed::topology::Auth::password("p/a#s%25w"));
     let tb = common::up(t.clone()).await?;
     // the password works from here, through the VIP
     let mut c = testbed::client::connect(tb.vip_addr(), tb.password()).await?;

@@ -55,6 +55,13 @@ pub fn redis_conf(t: &Topology, node: &Node) -> String {
     }
     if let Some(a) = &t.auth {
         c += &format!("requirepass {0}\nmasterauth {0}\n", a.password);
+        if let Some(u) = &a.user {
+            let rules = a
+                .user_rules
+                .as_deref()
+                .unwrap_or(crate::model::topology::SENTINEL_USER_RULES);
+            c += &format!("# the sentinels' ACL user\nuser {u} on >{} {rules}\n", a.password);
+        }
     }
     for l in &t.redis_conf {
         c += &expand(l, &t.nodes).unwrap_or_else(|_| l.clone());
@@ -81,6 +88,9 @@ pub fn sentinel_conf(t: &Topology, node: &Node) -> String {
     c += &format!("sentinel failover-timeout {m} {}\n", t.failover_timeout_ms);
     c += &format!("sentinel parallel-syncs {m} {}\n", t.parallel_syncs);
     if let Some(a) = &t.auth {
+        if let Some(u) = &a.user {
+            c += &format!("sentinel auth-user {m} {u}\n");
+        }
         c += &format!("sentinel auth-pass {m} {}\n", a.password);
     }
     c += &format!(
@@ -257,6 +267,32 @@ mod tests {
     #[test]
     fn seed_python_configs() {
         insta::assert_snapshot!(all_files(&fixture("topologies/seed-python.toml")));
+    }
+
+    #[test]
+    fn an_acl_user_for_the_sentinels() {
+        let text = "[auth]\npassword = \"pw\"\nuser = \"sentinel-user\"\n";
+        let t = Topology::parse(text, None, &ParseOptions::default()).unwrap();
+        let r = redis_conf(&t, &t.nodes[0]);
+        assert!(r.contains("requirepass pw\n"), "{r}");
+        assert!(r.contains(&format!("user sentinel-user on >pw {}\n", crate::model::topology::SENTINEL_USER_RULES)), "{r}");
+        let s = sentinel_conf(&t, &t.nodes[0]);
+        assert!(s.contains("sentinel auth-user mymaster sentinel-user\nsentinel auth-pass mymaster pw\n"), "{s}");
+        let with = "[auth]\npassword = \"pw\"\nuser = \"s\"\nuser_rules = \"&__sentinel__:hello +@all\"\n";
+        let t = Topology::parse(with, None, &ParseOptions::default()).unwrap();
+        assert!(redis_conf(&t, &t.nodes[1]).contains("user s on >pw &__sentinel__:hello +@all\n"));
+        // it survives the round trip a relocation makes
+        let moved = t.relocated("x", crate::model::net::Subnet::test_slot(9)).unwrap();
+        assert_eq!(moved.auth, t.auth);
+        for (bad, want) in [
+            ("[auth]\npassword = \"pw\"\nuser = \"a b\"\n", "not a usable ACL user name"),
+            ("[auth]\npassword = \"pw\"\nuser = \"default\"\n", "the default user is the testbed's own"),
+            ("[auth]\npassword = \"pw\"\nuser_rules = \"+@all\"\n", "has no effect without auth.user"),
+            ("[auth]\npassword = \"pw\"\nuser = \"s\"\nuser_rules = \">x +@all\"\n", "carry no password"),
+        ] {
+            let e = Topology::parse(bad, None, &ParseOptions::default()).unwrap_err().to_string();
+            assert!(e.contains(want) && e.contains("<topology>:"), "{e}");
+        }
     }
 
     #[test]

@@ -93,10 +93,34 @@ pub struct Node {
 }
 
 /// Password protection: `requirepass` + `masterauth` on redis, `auth-pass` on
-/// the sentinels.
+/// the sentinels; with `user`, an ACL user for the sentinels (`user ...` on
+/// every redis, `sentinel auth-user` on every sentinel) while the testbed's
+/// own clients and replication keep the default user.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Auth {
     pub password: String,
+    /// The ACL user the sentinels authenticate as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Its ACL rules after `on >password` (default: [`SENTINEL_USER_RULES`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_rules: Option<String>,
+}
+
+/// The minimal Sentinel user of Redis 7.0's and 8.0's sentinel.conf (and
+/// Valkey's before valkey#854, which added `&__sentinel__:hello`).
+pub const SENTINEL_USER_RULES: &str =
+    "+client +subscribe +publish +ping +info +multi +slaveof +config +client +exec";
+
+impl Auth {
+    /// A password for the default user only.
+    pub fn password(p: &str) -> Auth {
+        Auth {
+            password: p.to_string(),
+            user: None,
+            user_rules: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +152,8 @@ struct RawTopology {
 #[serde(deny_unknown_fields)]
 struct RawAuth {
     password: Spanned<String>,
+    user: Option<Spanned<String>>,
+    user_rules: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,6 +295,12 @@ impl Topology {
         }
         if let Some(a) = &self.auth {
             s += &format!("\n[auth]\npassword = {}\n", q(&a.password));
+            if let Some(u) = &a.user {
+                s += &format!("user = {}\n", q(u));
+            }
+            if let Some(r) = &a.user_rules {
+                s += &format!("user_rules = {}\n", q(r));
+            }
         }
         for n in &self.nodes {
             s += &format!(

@@ -446,8 +446,53 @@ impl Validator<'_> {
                         None,
                     );
                 }
+                let user = match &a.get_ref().user {
+                    Some(u)
+                        if u.get_ref().is_empty()
+                            || !u.get_ref().chars().all(|c| {
+                                c.is_ascii_alphanumeric() || c == '-' || c == '_'
+                            }) =>
+                    {
+                        return self.fail(
+                            u.span(),
+                            "auth.user",
+                            format!("`{}` is not a usable ACL user name", u.get_ref()),
+                            Some("letters, digits, `-` and `_`"),
+                        )
+                    }
+                    Some(u) if u.get_ref() == "default" => {
+                        return self.fail(
+                            u.span(),
+                            "auth.user",
+                            "the default user is the testbed's own: name another",
+                            None,
+                        )
+                    }
+                    u => u.as_ref().map(|u| u.get_ref().clone()),
+                };
+                let user_rules = match (&a.get_ref().user_rules, &user) {
+                    (Some(r), None) => {
+                        return self.fail(
+                            r.span(),
+                            "auth.user_rules",
+                            "has no effect without auth.user",
+                            Some("name the sentinels' ACL user with user = \"...\""),
+                        )
+                    }
+                    (Some(r), _) if r.get_ref().contains(['\n', '\r', '>', '<']) => {
+                        return self.fail(
+                            r.span(),
+                            "auth.user_rules",
+                            "rules are one line and carry no password (`>`/`<`): the testbed adds `on >password`",
+                            None,
+                        )
+                    }
+                    (r, _) => r.as_ref().map(|r| r.get_ref().clone()),
+                };
                 Some(Auth {
                     password: p.get_ref().clone(),
+                    user,
+                    user_rules,
                 })
             }
         };

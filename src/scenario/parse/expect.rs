@@ -90,6 +90,10 @@ pub const INFO_FIELDS: &[&str] = &[
     "rdb_last_bgsave_status",
     "total_connections_received",
     "rejected_connections",
+    "total_error_replies",
+    "acl_access_denied_auth",
+    "acl_access_denied_cmd",
+    "acl_access_denied_channel",
 ];
 
 /// The fields `sentinel.<node>.<field>` may name: SENTINEL MASTER's, the
