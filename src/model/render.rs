@@ -116,6 +116,20 @@ pub fn sentinel_conf(t: &Topology, node: &Node) -> String {
     c
 }
 
+/// How many replicas the sentinel.conf of `node` names (distinct
+/// `known-replica` addresses): the other nodes, plus those of extra
+/// `sentinel_conf` lines (valkey-io/valkey#4530 lists the master itself).
+pub fn known_replicas(t: &Topology, node: &Node) -> usize {
+    let conf = sentinel_conf(t, node);
+    let mut seen: Vec<&str> = conf
+        .lines()
+        .filter_map(|l| l.strip_prefix("sentinel known-replica "))
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
+}
+
 /// `line` with every `{ip:NODE}` replaced by that node's address (extra
 /// config lines name nodes so that they survive a relocation); `Err` names
 /// a node that does not exist (the topology refuses it when it is read).
@@ -305,6 +319,9 @@ mod tests {
         assert!(sentinel_conf(&moved, &moved.nodes[1])
             .contains("sentinel known-replica mymaster 198.18.200.11 6379\n"));
         assert_eq!(expand("a {ip:node2}:{ip:node3}", &t.nodes).unwrap(), "a 198.18.0.12:198.18.0.13");
+        // the health check then expects that replica too
+        assert_eq!(known_replicas(&moved, &moved.nodes[0]), 3);
+        assert_eq!(known_replicas(&Topology::default_topology(), &moved.nodes[0]), 2);
         let e = Topology::parse("redis_conf = [\"replicaof {ip:node9} 6379\"]\n", None, &ParseOptions::default())
             .unwrap_err()
             .to_string();

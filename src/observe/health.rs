@@ -58,7 +58,10 @@ pub async fn probe(t: &Topology, master: &Node) -> Result<(), String> {
 
     let views = join_all(t.nodes.iter().map(|node| sentinel_view(t, node))).await;
     for (node, view) in t.nodes.iter().zip(views) {
-        if let Err(e) = view.and_then(|v| v.check(master, n)) {
+        // the replicas its config names: the other nodes, and any extra
+        // `known-replica` line of the topology's sentinel_conf
+        let replicas = crate::model::render::known_replicas(t, node);
+        if let Err(e) = view.and_then(|v| v.check(master, replicas, n - 1)) {
             missing.push(format!("sentinel on {}: {e}", node.name));
         }
     }
@@ -82,7 +85,7 @@ pub struct SentinelView {
 }
 
 impl SentinelView {
-    fn check(&self, master: &Node, n: usize) -> Result<(), String> {
+    fn check(&self, master: &Node, replicas: usize, peers: usize) -> Result<(), String> {
         let get = |k: &str| self.master.get(k).map(String::as_str).unwrap_or("?");
         let mut bad = Vec::new();
         if get("ip") != master.ip.to_string() {
@@ -95,7 +98,7 @@ impl SentinelView {
         if get("flags") != "master" {
             bad.push(format!("master flags are {}", get("flags")));
         }
-        let want = (n - 1).to_string();
+        let want = replicas.to_string();
         if get("num-slaves") != want || self.replica_flags.iter().any(|f| f != "slave") {
             bad.push(format!(
                 "num-slaves={} flags={:?} (want {want} healthy replicas)",
@@ -103,6 +106,7 @@ impl SentinelView {
                 self.replica_flags
             ));
         }
+        let want = peers.to_string();
         if get("num-other-sentinels") != want || self.sentinel_flags.iter().any(|f| f != "sentinel")
         {
             bad.push(format!(

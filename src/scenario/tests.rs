@@ -27,7 +27,7 @@ fn every_shipped_scenario_parses() {
             n += 1;
         }
     }
-    assert!(n >= 10, "only {n} scenarios");
+    assert!(n >= 25, "only {n} scenarios");
 }
 
 #[test]
