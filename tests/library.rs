@@ -110,8 +110,8 @@ async fn the_library_on_the_default_image() -> Result<()> {
     testbed::docker::connect()
         .await
         .context("scenarios run real containers and need a Docker engine")?;
-    let default_image = std::env::var("TESTBED_IMAGE")
-        .map_or(true, |i| i == testbed::image::DEFAULT_IMAGE);
+    let default_image =
+        std::env::var("TESTBED_IMAGE").map_or(true, |i| i == testbed::image::DEFAULT_IMAGE);
     let queue = Arc::new(Mutex::new(LIBRARY.to_vec()));
     let problems = Arc::new(Mutex::new(Vec::new()));
     let mut set = tokio::task::JoinSet::new();

@@ -36,7 +36,8 @@ impl Testbed {
         let nodes = self.resolve(target).await?;
         let t = self.record_command(Verb::SentinelCommand, &nodes, c);
         for n in &nodes {
-            self.send_recorded(n, self.sentinel_addr(n), None, c).await?;
+            self.send_recorded(n, self.sentinel_addr(n), None, c)
+                .await?;
         }
         Ok(t)
     }

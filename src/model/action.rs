@@ -411,7 +411,10 @@ mod tests {
         assert!("crash".parse::<SimulateFailure>().is_err());
         assert_eq!("write".parse::<PauseMode>().unwrap().as_arg(), "WRITE");
         assert_eq!("fault".parse::<Role>().unwrap(), Role::Fault);
-        assert!("boom".parse::<Role>().unwrap_err().contains("fault, repair or control"));
+        assert!("boom"
+            .parse::<Role>()
+            .unwrap_err()
+            .contains("fault, repair or control"));
     }
 
     #[test]

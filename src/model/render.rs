@@ -60,7 +60,10 @@ pub fn redis_conf(t: &Topology, node: &Node) -> String {
                 .user_rules
                 .as_deref()
                 .unwrap_or(crate::model::topology::SENTINEL_USER_RULES);
-            c += &format!("# the sentinels' ACL user\nuser {u} on >{} {rules}\n", a.password);
+            c += &format!(
+                "# the sentinels' ACL user\nuser {u} on >{} {rules}\n",
+                a.password
+            );
         }
     }
     for l in &t.redis_conf {
@@ -289,22 +292,50 @@ mod tests {
         let t = Topology::parse(text, None, &ParseOptions::default()).unwrap();
         let r = redis_conf(&t, &t.nodes[0]);
         assert!(r.contains("requirepass pw\n"), "{r}");
-        assert!(r.contains(&format!("user sentinel-user on >pw {}\n", crate::model::topology::SENTINEL_USER_RULES)), "{r}");
+        assert!(
+            r.contains(&format!(
+                "user sentinel-user on >pw {}\n",
+                crate::model::topology::SENTINEL_USER_RULES
+            )),
+            "{r}"
+        );
         let s = sentinel_conf(&t, &t.nodes[0]);
-        assert!(s.contains("sentinel auth-user mymaster sentinel-user\nsentinel auth-pass mymaster pw\n"), "{s}");
-        let with = "[auth]\npassword = \"pw\"\nuser = \"s\"\nuser_rules = \"&__sentinel__:hello +@all\"\n";
+        assert!(
+            s.contains(
+                "sentinel auth-user mymaster sentinel-user\nsentinel auth-pass mymaster pw\n"
+            ),
+            "{s}"
+        );
+        let with =
+            "[auth]\npassword = \"pw\"\nuser = \"s\"\nuser_rules = \"&__sentinel__:hello +@all\"\n";
         let t = Topology::parse(with, None, &ParseOptions::default()).unwrap();
         assert!(redis_conf(&t, &t.nodes[1]).contains("user s on >pw &__sentinel__:hello +@all\n"));
         // it survives the round trip a relocation makes
-        let moved = t.relocated("x", crate::model::net::Subnet::test_slot(9)).unwrap();
+        let moved = t
+            .relocated("x", crate::model::net::Subnet::test_slot(9))
+            .unwrap();
         assert_eq!(moved.auth, t.auth);
         for (bad, want) in [
-            ("[auth]\npassword = \"pw\"\nuser = \"a b\"\n", "not a usable ACL user name"),
-            ("[auth]\npassword = \"pw\"\nuser = \"default\"\n", "the default user is the testbed's own"),
-            ("[auth]\npassword = \"pw\"\nuser_rules = \"+@all\"\n", "has no effect without auth.user"),
-            ("[auth]\npassword = \"pw\"\nuser = \"s\"\nuser_rules = \">x +@all\"\n", "carry no password"),
+            (
+                "[auth]\npassword = \"pw\"\nuser = \"a b\"\n",
+                "not a usable ACL user name",
+            ),
+            (
+                "[auth]\npassword = \"pw\"\nuser = \"default\"\n",
+                "the default user is the testbed's own",
+            ),
+            (
+                "[auth]\npassword = \"pw\"\nuser_rules = \"+@all\"\n",
+                "has no effect without auth.user",
+            ),
+            (
+                "[auth]\npassword = \"pw\"\nuser = \"s\"\nuser_rules = \">x +@all\"\n",
+                "carry no password",
+            ),
         ] {
-            let e = Topology::parse(bad, None, &ParseOptions::default()).unwrap_err().to_string();
+            let e = Topology::parse(bad, None, &ParseOptions::default())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want) && e.contains("<topology>:"), "{e}");
         }
     }
@@ -318,14 +349,27 @@ mod tests {
             .unwrap();
         assert!(sentinel_conf(&moved, &moved.nodes[1])
             .contains("sentinel known-replica mymaster 198.18.200.11 6379\n"));
-        assert_eq!(expand("a {ip:node2}:{ip:node3}", &t.nodes).unwrap(), "a 198.18.0.12:198.18.0.13");
+        assert_eq!(
+            expand("a {ip:node2}:{ip:node3}", &t.nodes).unwrap(),
+            "a 198.18.0.12:198.18.0.13"
+        );
         // the health check then expects that replica too
         assert_eq!(known_replicas(&moved, &moved.nodes[0]), 3);
-        assert_eq!(known_replicas(&Topology::default_topology(), &moved.nodes[0]), 2);
-        let e = Topology::parse("redis_conf = [\"replicaof {ip:node9} 6379\"]\n", None, &ParseOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("`{ip:node9}` names no node") && e.contains("node1, node2, node3"), "{e}");
+        assert_eq!(
+            known_replicas(&Topology::default_topology(), &moved.nodes[0]),
+            2
+        );
+        let e = Topology::parse(
+            "redis_conf = [\"replicaof {ip:node9} 6379\"]\n",
+            None,
+            &ParseOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`{ip:node9}` names no node") && e.contains("node1, node2, node3"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -238,7 +238,11 @@ fn claim_line(s: &mut String, runs: &[RunResult], failed_runs: usize, server: &s
         )
     };
     let _ = writeln!(s, "**Claim**{sources}: {}\n", first.description);
-    let _ = writeln!(s, "**Outcome**: {}.\n", outcome(runs.len(), failed_runs, server));
+    let _ = writeln!(
+        s,
+        "**Outcome**: {}.\n",
+        outcome(runs.len(), failed_runs, server)
+    );
 }
 
 /// `reproduced as reported on <server> (3/3 runs)`, `not reproduced on …`,

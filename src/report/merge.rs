@@ -64,7 +64,8 @@ pub fn read(dir: &Path) -> Result<Bundle> {
         verdicts: Vec<Verdict>,
     }
     let p = dir.join("report.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| bad(dir, format!("no bundle here ({e})")))?;
+    let text =
+        std::fs::read_to_string(&p).map_err(|e| bad(dir, format!("no bundle here ({e})")))?;
     let doc: Doc = serde_json::from_str(&text)
         .map_err(|e| bad(dir, format!("report.json is not a report: {e}")))?;
     let plan = doc.plan.ok_or_else(|| {
@@ -96,7 +97,9 @@ pub fn read(dir: &Path) -> Result<Bundle> {
 /// Checks that `bundles` are shards of one plan and joins them.
 pub fn merge(mut bundles: Vec<Bundle>) -> Result<Merged> {
     let Some(first) = bundles.first().cloned() else {
-        return Err(Error::State("report merge: name at least one bundle folder".into()));
+        return Err(Error::State(
+            "report merge: name at least one bundle folder".into(),
+        ));
     };
     let p0 = &first.plan;
     let mut seen_shards = Vec::new();
@@ -120,7 +123,12 @@ pub fn merge(mut bundles: Vec<Bundle>) -> Result<Merged> {
         if p.image != p0.image {
             return Err(bad(
                 &b.dir,
-                format!("ran on {}, {} on {}", p.image, first.dir.display(), p0.image),
+                format!(
+                    "ran on {}, {} on {}",
+                    p.image,
+                    first.dir.display(),
+                    p0.image
+                ),
             ));
         }
         if p.repeat != p0.repeat || p.shard.map(|s| s.1) != p0.shard.map(|s| s.1) {
@@ -190,7 +198,11 @@ pub fn write(out: &Path, m: &Merged) -> Result<PathBuf> {
     let run_errors: Vec<String> = m
         .shards
         .iter()
-        .flat_map(|b| b.run_errors.iter().map(|e| format!("{}: {e}", b.dir.display())))
+        .flat_map(|b| {
+            b.run_errors
+                .iter()
+                .map(|e| format!("{}: {e}", b.dir.display()))
+        })
         .collect();
     let passed = run_errors.is_empty() && m.rates.iter().all(|r| r.failed == 0);
     let json = serde_json::json!({
@@ -264,10 +276,17 @@ pub fn render(m: &Merged, run_errors: &[String]) -> String {
         let _ = writeln!(
             s,
             "**Missing seeds** (no bundle holds them): {}\n",
-            m.missing.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            m.missing
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
-    let _ = writeln!(s, "**{failed_runs} of {runs} runs broke an expectation.**\n");
+    let _ = writeln!(
+        s,
+        "**{failed_runs} of {runs} runs broke an expectation.**\n"
+    );
     s += "| expectation | failed in | measured over the runs |\n|---|---|---|\n";
     for r in &m.rates {
         let _ = writeln!(
@@ -281,13 +300,23 @@ pub fn render(m: &Merged, run_errors: &[String]) -> String {
     }
     s += "\n| shard | bundle | seeds | failed runs |\n|---|---|---|---|\n";
     for b in &m.shards {
-        let failed = b.verdicts.iter().filter(|(_, v)| v.iter().any(|v| !v.pass)).count();
+        let failed = b
+            .verdicts
+            .iter()
+            .filter(|(_, v)| v.iter().any(|v| !v.pass))
+            .count();
         let _ = writeln!(
             s,
             "| {} | `{}` | {} | {failed}/{} |",
-            b.plan.shard.map_or("all".into(), |(i, n)| format!("{i}/{n}")),
+            b.plan
+                .shard
+                .map_or("all".into(), |(i, n)| format!("{i}/{n}")),
             b.dir.display(),
-            b.verdicts.iter().map(|(x, _)| x.to_string()).collect::<Vec<_>>().join(", "),
+            b.verdicts
+                .iter()
+                .map(|(x, _)| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             b.verdicts.len()
         );
     }
@@ -295,7 +324,11 @@ pub fn render(m: &Merged, run_errors: &[String]) -> String {
     let mut rows: Vec<&(u64, Vec<Verdict>)> = m.shards.iter().flat_map(|b| &b.verdicts).collect();
     rows.sort_by_key(|(x, _)| *x);
     for (seed, v) in rows {
-        let failed: Vec<String> = v.iter().filter(|v| !v.pass).map(|v| format!("`{}`", v.expectation)).collect();
+        let failed: Vec<String> = v
+            .iter()
+            .filter(|v| !v.pass)
+            .map(|v| format!("`{}`", v.expectation))
+            .collect();
         let res = if failed.is_empty() { "PASS" } else { "FAIL" };
         let _ = writeln!(s, "| {seed} | {res} | {} |", failed.join(", "));
     }

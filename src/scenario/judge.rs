@@ -225,9 +225,7 @@ mod tests {
             Cmp::Ge,
             Bound::Number(1.0),
         );
-        assert!(dotted(&restarts, &m)
-            .measured
-            .contains("could not measure"));
+        assert!(dotted(&restarts, &m).measured.contains("could not measure"));
     }
 
     #[test]

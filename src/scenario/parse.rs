@@ -427,7 +427,9 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
                 cx.err(
                     span.clone(),
                     "step `wait` needs `until`",
-                    Some("switch, demoted, healthy, no-switch, external-recovered, master or event"),
+                    Some(
+                        "switch, demoted, healthy, no-switch, external-recovered, master or event",
+                    ),
                 )
             })?;
             let (wait_target, event) = wait_args(cx, r, &span, until, t)?;
@@ -570,4 +572,3 @@ pub fn parse_source(x: &str) -> std::result::Result<Source, String> {
     }
     Err(format!("`{x}` is not a source reference"))
 }
-

@@ -11,18 +11,18 @@
 
 pub use super::result::{ClientMeasurements, ExternalResult, Measurements, RunResult, Verdict};
 
-use super::{endstate, evidence};
 use super::result::{self, MeasureInput, VipSamples};
+use super::{endstate, evidence};
 use super::{Scenario, Step};
 use crate::backend::image;
 use crate::backend::progress::Progress;
 use crate::error::{Error, Result};
 use crate::model::action::Action;
-use crate::model::verb::Role;
-use crate::scenario::Measure;
 use crate::model::net::Subnet;
 use crate::model::topology::Node;
+use crate::model::verb::Role;
 use crate::observe::timeline::Kind;
+use crate::scenario::Measure;
 use crate::testbed::interrupt;
 use crate::testbed::{Testbed, UpOptions};
 use crate::workload::checker;
@@ -239,7 +239,10 @@ async fn present(
         Ok(p) => (p, None),
         Err(e) => (
             HashSet::new(),
-            Some(format!("the final master {} could not be read: {e}", m.name)),
+            Some(format!(
+                "the final master {} could not be read: {e}",
+                m.name
+            )),
         ),
     }
 }

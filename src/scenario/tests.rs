@@ -90,7 +90,10 @@ fn command_steps_and_their_mistakes() {
     ];
     for (text, at, want) in cases {
         let e = parse(text).map(drop).unwrap_err().to_string();
-        assert!(e.contains(at) && e.contains(want), "want `{at}` + `{want}` in: {e}");
+        assert!(
+            e.contains(at) && e.contains(want),
+            "want `{at}` + `{want}` in: {e}"
+        );
     }
 }
 
@@ -138,7 +141,10 @@ fn waits_for_a_named_master_or_an_event() {
     ];
     for (text, at, want) in cases {
         let e = parse(text).map(drop).unwrap_err().to_string();
-        assert!(e.contains(at) && e.contains(want), "want `{at}` + `{want}` in: {e}");
+        assert!(
+            e.contains(at) && e.contains(want),
+            "want `{at}` + `{want}` in: {e}"
+        );
     }
 }
 
@@ -173,15 +179,38 @@ fn dotted_measures_parse_and_their_mistakes_are_located() {
     assert_eq!(by("sentinel_running.node2").bound, Bound::Number(0.0));
     assert_eq!(s.key_measure.as_deref(), Some("info.master.dbsize"));
     let cases = [
-        ("[expect]\nevents.\"+rebot\" = 1\n", "t.toml:2:8:", "not one of the sentinel events"),
-        ("[expect]\nfailovers = 0\ninfo.node9.role = \"master\"\n", "t.toml:3:12:", "no node named `node9`"),
-        ("[expect]\ninfo.node1.role = 1\n", "t.toml:2:12:", "compared for equality"),
-        ("[expect]\npromoted_node = \"node7\"\n", "t.toml:2:1:", "neither a role nor a node"),
-        ("key_measure = \"failovers\"\n[expect]\nlost_acknowledged_writes = 0\n", "t.toml:1:15:", "not a measure of this scenario"),
+        (
+            "[expect]\nevents.\"+rebot\" = 1\n",
+            "t.toml:2:8:",
+            "not one of the sentinel events",
+        ),
+        (
+            "[expect]\nfailovers = 0\ninfo.node9.role = \"master\"\n",
+            "t.toml:3:12:",
+            "no node named `node9`",
+        ),
+        (
+            "[expect]\ninfo.node1.role = 1\n",
+            "t.toml:2:12:",
+            "compared for equality",
+        ),
+        (
+            "[expect]\npromoted_node = \"node7\"\n",
+            "t.toml:2:1:",
+            "neither a role nor a node",
+        ),
+        (
+            "key_measure = \"failovers\"\n[expect]\nlost_acknowledged_writes = 0\n",
+            "t.toml:1:15:",
+            "not a measure of this scenario",
+        ),
     ];
     for (text, at, want) in cases {
         let e = parse(text).map(drop).unwrap_err().to_string();
-        assert!(e.contains(at) && e.contains(want), "want `{at}` + `{want}` in: {e}");
+        assert!(
+            e.contains(at) && e.contains(want),
+            "want `{at}` + `{want}` in: {e}"
+        );
     }
 }
 

@@ -11,14 +11,14 @@
 //! picture: `svg.rs`, min/median/max and pair ratios: `stats.rs`.
 //!
 //! The parallel-repeats section (`parallel.rs`, also alone with
-//! `--parallel`): runs per minute of kill-master with 1, 2, 4 testbeds at
+//! `--parallel`): runs per minute of kill-master with 1, 2, 4, 8 testbeds at
 //! once, through the pool of `repro --jobs`.
 //!
 //! Invariants: the bench removes everything it made (testbeds `bn-*`, the
 //! Compose testbeds `compose-bn-*`, the parallel section's `bp*-*`, loopback
 //! processes), also after a failed run, and touches nothing else: subnets
 //! 198.18.170-173.0/24 and, for the parallel section, the job slots
-//! 198.18.250-253.0/24, loopback ports 7001-7003 and 27001-27003. It asserts
+//! 198.18.247-254.0/24, loopback ports 7001-7003 and 27001-27003. It asserts
 //! nothing about timings: it reports.
 
 mod bringup;

@@ -570,7 +570,10 @@ mod tests {
             Xtask::try_parse_from(v).unwrap_err().to_string()
         };
         let e = err(&["--jobs", "0"]);
-        assert!(e.contains("'--jobs <JOBS>'") && e.contains("0 is not in 1..=15"), "{e}");
+        assert!(
+            e.contains("'--jobs <JOBS>'") && e.contains("0 is not in 1..=15"),
+            "{e}"
+        );
         let e = err(&["--shard", "3/2"]);
         assert!(
             e.contains("'--shard <I/N>'") && e.contains("shard 3 of 2 does not exist"),
@@ -578,9 +581,27 @@ mod tests {
         );
         assert!(err(&["--shard", "1-2"]).contains("is not I/N"));
         assert_eq!(parse_shard("2/4"), Ok((2, 4)));
-        let ok = Xtask::try_parse_from(["cargo xtask", "repro", "f.toml", "--jobs", "4", "--shard", "1/3"]).unwrap();
-        assert!(matches!(ok.cmd, Cmd::Repro(ReproArgs { jobs: 4, shard: Some((1, 3)), .. })));
-        let e = Xtask::try_parse_from(["cargo xtask", "matrix", "--jobs", "0"]).unwrap_err().to_string();
+        let ok = Xtask::try_parse_from([
+            "cargo xtask",
+            "repro",
+            "f.toml",
+            "--jobs",
+            "4",
+            "--shard",
+            "1/3",
+        ])
+        .unwrap();
+        assert!(matches!(
+            ok.cmd,
+            Cmd::Repro(ReproArgs {
+                jobs: 4,
+                shard: Some((1, 3)),
+                ..
+            })
+        ));
+        let e = Xtask::try_parse_from(["cargo xtask", "matrix", "--jobs", "0"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("'--jobs <JOBS>'"), "{e}");
     }
 }

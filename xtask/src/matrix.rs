@@ -154,9 +154,7 @@ pub async fn run(args: &MatrixArgs, state_root: &Path) -> Result<()> {
         );
     })
     .await?;
-    let dir = state_root
-        .join("matrix")
-        .join(report::utc_compact(started));
+    let dir = state_root.join("matrix").join(report::utc_compact(started));
     let mut cells = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
         for img in &images {
@@ -192,8 +190,15 @@ pub async fn run(args: &MatrixArgs, state_root: &Path) -> Result<()> {
                     relative(&files[i]),
                     args.repeat
                 );
-                report::write_bundle_planned(&dir.join(&rel), &runs, &errors, &env, &rerun, Some(&plan))
-                    .with_context(|| format!("writing the bundle of {rel}"))?;
+                report::write_bundle_planned(
+                    &dir.join(&rel),
+                    &runs,
+                    &errors,
+                    &env,
+                    &rerun,
+                    Some(&plan),
+                )
+                .with_context(|| format!("writing the bundle of {rel}"))?;
             }
             cells.push(cell(s, img, &server, &runs, errors, rel));
         }
@@ -233,7 +238,11 @@ pub async fn run(args: &MatrixArgs, state_root: &Path) -> Result<()> {
     std::fs::write(dir.join("matrix.md"), crate::matrix_md::render(&m, false))?;
     println!("\nmatrix: {}", dir.join("matrix.md").display());
     if let Some(doc) = &args.doc {
-        let doc = if doc.is_relative() { root().join(doc) } else { doc.clone() };
+        let doc = if doc.is_relative() {
+            root().join(doc)
+        } else {
+            doc.clone()
+        };
         if let Some(d) = doc.parent() {
             std::fs::create_dir_all(d)?;
         }
@@ -243,17 +252,31 @@ pub async fn run(args: &MatrixArgs, state_root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn cell(s: &Scenario, img: &str, server: &str, runs: &[RunResult], errors: Vec<String>, bundle: String) -> Cell {
+fn cell(
+    s: &Scenario,
+    img: &str,
+    server: &str,
+    runs: &[RunResult],
+    errors: Vec<String>,
+    bundle: String,
+) -> Cell {
     let key = s.key_measure.clone();
     let key_values: Vec<String> = runs
         .iter()
         .filter_map(|r| {
             let k = key.as_deref()?;
             let e = s.expect.iter().find(|e| {
-                let p = if e.external { format!("external.{}", e.path()) } else { e.path() };
+                let p = if e.external {
+                    format!("external.{}", e.path())
+                } else {
+                    e.path()
+                };
                 p == k
             })?;
-            r.verdicts.iter().find(|v| v.expectation == e.source).map(|v| v.measured.clone())
+            r.verdicts
+                .iter()
+                .find(|v| v.expectation == e.source)
+                .map(|v| v.measured.clone())
         })
         .collect();
     Cell {
@@ -293,7 +316,7 @@ pub fn summary(values: &[String]) -> Option<String> {
             None => counts.push((v, 1)),
         }
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|b| std::cmp::Reverse(b.1));
     counts.first().map(|(v, _)| (*v).clone())
 }
 
@@ -389,10 +412,19 @@ async fn matrix_env(docker: &bollard::Docker, load_start: String) -> MatrixEnv {
     if let Ok(i) = docker.info().await {
         e.os = i.operating_system.unwrap_or_default();
     }
-    e.testbed = testbed::host::run_async("git", &["-C", &root().display().to_string(), "rev-parse", "--short", "HEAD"])
-        .await
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
+    e.testbed = testbed::host::run_async(
+        "git",
+        &[
+            "-C",
+            &root().display().to_string(),
+            "rev-parse",
+            "--short",
+            "HEAD",
+        ],
+    )
+    .await
+    .map(|s| s.trim().to_string())
+    .unwrap_or_default();
     e
 }
 

@@ -26,7 +26,11 @@ pub fn render(m: &Matrix, doc: bool) -> String {
         let _ = writeln!(
             s,
             "Not in this run (not built on this machine): {}.\n",
-            m.left_out.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+            m.left_out
+                .iter()
+                .map(|i| format!("`{i}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     s += "A cell reads `held/runs`: in how many runs every expectation of the scenario held, \
@@ -53,7 +57,11 @@ pub fn render(m: &Matrix, doc: bool) -> String {
         } else {
             format!(
                 " ({})",
-                row.sources.iter().map(|x| format!("`{x}`")).collect::<Vec<_>>().join(", ")
+                row.sources
+                    .iter()
+                    .map(|x| format!("`{x}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         };
         let key = m
@@ -69,12 +77,19 @@ pub fn render(m: &Matrix, doc: bool) -> String {
             key.replace('|', "\\|")
         );
         for (img, _) in &m.images {
-            let c = m.cells.iter().find(|c| c.scenario == row.name && &c.image == img);
+            let c = m
+                .cells
+                .iter()
+                .find(|c| c.scenario == row.name && &c.image == img);
             let _ = write!(s, " {} |", c.map_or("-".into(), |c| cell_text(c, doc)));
         }
         s.push('\n');
     }
-    let findings: Vec<&Cell> = m.cells.iter().filter(|c| c.word() != "reproduced").collect();
+    let findings: Vec<&Cell> = m
+        .cells
+        .iter()
+        .filter(|c| c.word() != "reproduced")
+        .collect();
     if !findings.is_empty() {
         s += "\n## Not reproduced, or not every time\n\n";
         for c in findings {
@@ -114,7 +129,9 @@ fn cell_text(c: &Cell, doc: bool) -> String {
         format!("**{}/{}**", c.held, c.runs + c.errors.len())
     };
     let key = match (&c.key_summary, &c.key_measure) {
-        (Some(v), Some(k)) if k.ends_with("_ms") && v.parse::<f64>().is_ok() => format!(" · {v} ms"),
+        (Some(v), Some(k)) if k.ends_with("_ms") && v.parse::<f64>().is_ok() => {
+            format!(" · {v} ms")
+        }
         (Some(v), _) => format!(" · {}", v.replace('|', "\\|")),
         _ => String::new(),
     };
@@ -151,7 +168,10 @@ mod tests {
             repeat: 3,
             jobs: 2,
             minutes: 1.0,
-            images: vec![("a".into(), "redis 8.0.2".into()), ("b".into(), "valkey 8.1.1".into())],
+            images: vec![
+                ("a".into(), "redis 8.0.2".into()),
+                ("b".into(), "valkey 8.1.1".into()),
+            ],
             scenarios: vec![ScenarioRow {
                 name: "kill-master".into(),
                 file: "fixtures/scenarios/kill-master.toml".into(),
@@ -162,11 +182,20 @@ mod tests {
             left_out: vec!["testbed/valkey:9.1".into()],
         };
         let md = render(&m, false);
-        assert!(md.contains("| 3/3 · 3000 ms · [bundle](kill-master/a/report.md) | **0/3** · 3000 ms"), "{md}");
-        assert!(md.contains("- `kill-master` on server of b: not reproduced (0/3 runs)"), "{md}");
+        assert!(
+            md.contains("| 3/3 · 3000 ms · [bundle](kill-master/a/report.md) | **0/3** · 3000 ms"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- `kill-master` on server of b: not reproduced (0/3 runs)"),
+            "{md}"
+        );
         assert!(md.contains("`testbed/valkey:9.1`"), "{md}");
         let doc = render(&m, true);
-        assert!(doc.contains("[kill-master](../fixtures/scenarios/kill-master.toml)"), "{doc}");
+        assert!(
+            doc.contains("[kill-master](../fixtures/scenarios/kill-master.toml)"),
+            "{doc}"
+        );
         assert!(!doc.contains("[bundle]"), "{doc}");
     }
 }

@@ -194,7 +194,10 @@ mod tests {
             ..l.clone()
         };
         assert_eq!(one.name(0, "kill-master"), "rp-kill-master");
-        let zero = Layout { workers: 0, ..l.clone() };
+        let zero = Layout {
+            workers: 0,
+            ..l.clone()
+        };
         assert!(zero.check().unwrap_err().to_string().contains("--jobs 0"));
         let many = Layout { workers: 16, ..l };
         assert!(many.check().unwrap_err().to_string().contains("at most 15"));

@@ -55,7 +55,9 @@ pub async fn run(args: &ReproArgs, state_root: &Path) -> Result<()> {
     let plan = RunPlan {
         scenario: scenario.name.clone(),
         scenario_digest: report::digest(&scenario.text),
-        image: image.clone().unwrap_or_else(|| scenario.topology.image.clone()),
+        image: image
+            .clone()
+            .unwrap_or_else(|| scenario.topology.image.clone()),
         repeat,
         shard: args.shard,
         seeds: seeds.clone(),

@@ -169,7 +169,10 @@ fn two_shards_merged_count_as_one_run_of_the_same_seeds() -> Result<()> {
     // shard 1 of 2 ran seeds 1 and 3
     let (s1, _) = counts(&shards[0])?;
     ensure!(s1.keys().copied().collect::<Vec<_>>() == [1, 3], "{s1:?}");
-    ensure!(merged.join("run-4/timeline.svg").is_file(), "run folders are copied");
+    ensure!(
+        merged.join("run-4/timeline.svg").is_file(),
+        "run folders are copied"
+    );
 
     // refusals: the same shard twice, a shard of another scenario
     let (ok, _, err) = xtask(&[

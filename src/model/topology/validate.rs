@@ -449,9 +449,10 @@ impl Validator<'_> {
                 let user = match &a.get_ref().user {
                     Some(u)
                         if u.get_ref().is_empty()
-                            || !u.get_ref().chars().all(|c| {
-                                c.is_ascii_alphanumeric() || c == '-' || c == '_'
-                            }) =>
+                            || !u
+                                .get_ref()
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
                     {
                         return self.fail(
                             u.span(),

@@ -4,11 +4,11 @@
 //! what their parts may be, and where each key is in the file (so an error
 //! names its line and column). Pure.
 
+use super::spans::key_spans;
 use super::Ctx;
 use crate::error::Result;
 use crate::model::topology::Topology;
 use crate::scenario::{Bound, Cmp, Expectation, Holder, Measure};
-use super::spans::key_spans;
 use toml::Spanned;
 
 /// Every channel Sentinel publishes events on (Redis 7.0-8.0 and Valkey
@@ -192,7 +192,10 @@ pub(super) fn dotted(path: &[String], t: &Topology) -> Result<(Measure, Vec<Stri
         (Measure::SentinelRestarts | Measure::SentinelRunning, [n]) => vec![node(n, false)?],
         (Measure::ScriptCalls, [n]) => vec![node(n, false)?],
         (Measure::ScriptCalls, [n, role]) => {
-            vec![node(n, false)?, from(&["leader", "observer"], role, "script role")?]
+            vec![
+                node(n, false)?,
+                from(&["leader", "observer"], role, "script role")?,
+            ]
         }
         (m, _) => return Err(shape(m)),
     };

@@ -77,4 +77,3 @@ impl<'de> Deserialize<'de> for Node {
         d.deserialize_any(Vis)
     }
 }
-

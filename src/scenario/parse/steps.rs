@@ -46,7 +46,12 @@ pub(super) fn key_measure(
 }
 
 /// `args`, `role` and `timeout_ms` of a `command` / `sentinel-command` step.
-pub(super) fn command_spec(cx: &Ctx, r: &RawStep, span: &Range<usize>, verb: Verb) -> Result<CommandSpec> {
+pub(super) fn command_spec(
+    cx: &Ctx,
+    r: &RawStep,
+    span: &Range<usize>,
+    verb: Verb,
+) -> Result<CommandSpec> {
     let args = r.args.as_ref().ok_or_else(|| {
         cx.err(
             span.clone(),
@@ -107,7 +112,11 @@ pub(super) fn wait_args(
                 )
             })?;
             if let Some(e) = &r.event {
-                return Err(cx.err(e.span(), "key `event` applies to until = \"event\" only", None));
+                return Err(cx.err(
+                    e.span(),
+                    "key `event` applies to until = \"event\" only",
+                    None,
+                ));
             }
             Ok((Some(node(v)?), None))
         }
@@ -146,4 +155,3 @@ pub(super) fn wait_args(
         }
     }
 }
-

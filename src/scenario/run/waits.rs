@@ -31,14 +31,20 @@ pub(super) async fn wait(
             let target = on.target.ok_or_else(|| {
                 Error::State("wait until master: the parser gives it a target".into())
             })?;
-            let node = tb.resolve_one(crate::model::verb::Verb::Wait, target).await?;
+            let node = tb
+                .resolve_one(crate::model::verb::Verb::Wait, target)
+                .await?;
             tb.wait_for_master(&node, timeout).await
         }
         Until::Event => {
             let event = on.event.unwrap_or_default().to_string();
             let from = tb.timeline.now_ms();
             let node = match on.target {
-                Some(t) => Some(tb.resolve_one(crate::model::verb::Verb::Wait, t).await?.name),
+                Some(t) => Some(
+                    tb.resolve_one(crate::model::verb::Verb::Wait, t)
+                        .await?
+                        .name,
+                ),
                 None => None,
             };
             let what = match &node {

@@ -2,8 +2,8 @@
 //! `fixtures/scenarios/kill-master.toml` with K = 1, 2 and 4 testbeds at
 //! once (the pool of `repro --jobs`, slots 250-253: the top of the job
 //! slots, clear of a `matrix` or `repro --jobs` up to 10), with the host's
-//! CPU use over each batch — where it stops scaling is where the CPUs are
-//! busy.
+//! CPU use over each batch and which expectations failed — more testbeds at
+//! once must not change what a run measures.
 
 use anyhow::Result;
 use serde::Serialize;
@@ -34,6 +34,8 @@ pub struct ParallelSample {
     /// /proc/loadavg before and after (the machine is shared).
     pub load_before: String,
     pub load_after: String,
+    /// Expectation -> in how many runs it failed.
+    pub failed: std::collections::BTreeMap<String, usize>,
 }
 
 /// The jobs to measure and the runs of each batch: 2 (`quick`) or 4 runs
@@ -66,13 +68,27 @@ pub async fn measure(quick: bool, on_line: impl Fn(String)) -> Result<Vec<Parall
         let done = pool::run(scenario.clone(), queue, &layout, false, |_| {}).await?;
         let wall_s = t0.elapsed().as_secs_f64();
         let cpu_busy_pct = match (cpu0, cpu_ticks()) {
-            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => 100.0 * (b1 - b0) as f64 / (t1 - t0) as f64,
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+                100.0 * (b1 - b0) as f64 / (t1 - t0) as f64
+            }
             _ => f64::NAN,
         };
+        let mut failed = std::collections::BTreeMap::new();
+        for d in &done {
+            if let Ok(r) = &d.result {
+                for v in r.verdicts.iter().filter(|v| !v.pass) {
+                    *failed.entry(v.expectation.clone()).or_insert(0) += 1;
+                }
+            }
+        }
         let s = ParallelSample {
+            failed,
             jobs,
             runs,
-            passed: done.iter().filter(|d| d.result.as_ref().is_ok_and(|r| r.passed())).count(),
+            passed: done
+                .iter()
+                .filter(|d| d.result.as_ref().is_ok_and(|r| r.passed()))
+                .count(),
             errors: done.iter().filter(|d| d.result.is_err()).count(),
             wall_s,
             runs_per_min: runs as f64 * 60.0 / wall_s,
@@ -89,8 +105,8 @@ pub async fn measure(quick: bool, on_line: impl Fn(String)) -> Result<Vec<Parall
 
 pub fn line(s: &ParallelSample) -> String {
     format!(
-        "K={}: {} runs in {:.0} s = {:.2} runs/min ({} passed, {} errors), CPU {:.0}% busy, load {} -> {}",
-        s.jobs, s.runs, s.wall_s, s.runs_per_min, s.passed, s.errors, s.cpu_busy_pct, s.load_before, s.load_after
+        "K={}: {} runs in {:.0} s = {:.2} runs/min ({} passed, {} errors; failed: {:?}), CPU {:.0}% busy, load {} -> {}",
+        s.jobs, s.runs, s.wall_s, s.runs_per_min, s.passed, s.errors, s.failed, s.cpu_busy_pct, s.load_before, s.load_after
     )
 }
 
@@ -104,7 +120,11 @@ fn loadavg() -> String {
 fn cpu_ticks() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
     let first = text.lines().next()?;
-    let v: Vec<u64> = first.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = first
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let total: u64 = v.iter().take(8).sum();
     let idle = v.get(3)? + v.get(4).unwrap_or(&0);
     Some((total - idle, total))
@@ -118,17 +138,23 @@ pub fn markdown(samples: &[ParallelSample]) -> String {
     let base = samples.iter().find(|s| s.jobs == 1).map(|s| s.runs_per_min);
     let mut m = String::from(
         "## Parallel repeats (`repro --jobs K`, kill-master)\n\n\
-         | K | runs | wall | runs/min | × K=1 | median run | CPU busy | load before → after | passed |\n\
-         |---|---|---|---|---|---|---|---|---|\n",
+         | K | runs | wall | runs/min | × K=1 | median run | CPU busy | load before → after | passed | failed expectations |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
     for s in samples {
         let mut r = s.run_s.clone();
         r.sort_by(f64::total_cmp);
         let med = r.get(r.len() / 2).copied().unwrap_or(f64::NAN);
         let speed = base.map_or("-".into(), |b| format!("{:.2}", s.runs_per_min / b));
+        let failed: Vec<String> = s
+            .failed
+            .iter()
+            .map(|(e, n)| format!("`{e}` {n}×"))
+            .collect();
         m += &format!(
-            "| {} | {} | {:.0} s | {:.2} | {speed} | {med:.0} s | {:.0}% | {} → {} | {}/{} |\n",
-            s.jobs, s.runs, s.wall_s, s.runs_per_min, s.cpu_busy_pct, s.load_before, s.load_after, s.passed, s.runs
+            "| {} | {} | {:.0} s | {:.2} | {speed} | {med:.0} s | {:.0}% | {} → {} | {}/{} | {} |\n",
+            s.jobs, s.runs, s.wall_s, s.runs_per_min, s.cpu_busy_pct, s.load_before, s.load_after, s.passed, s.runs,
+            if failed.is_empty() { "-".to_string() } else { failed.join(", ") }
         );
     }
     m.push('\n');
@@ -155,9 +181,18 @@ mod tests {
             cpu_busy_pct: 80.0,
             load_before: "1.0".into(),
             load_after: "2.0".into(),
+            failed: [("failovers = 1".to_string(), 1)].into(),
         };
-        let one = ParallelSample { jobs: 1, runs_per_min: 2.0, ..s.clone() };
+        let one = ParallelSample {
+            jobs: 1,
+            runs_per_min: 2.0,
+            ..s.clone()
+        };
         let md = markdown(&[one, s]);
-        assert!(md.contains("| 2 | 4 | 60 s | 4.00 | 2.00 | 25 s | 80% |"), "{md}");
+        assert!(
+            md.contains("| 2 | 4 | 60 s | 4.00 | 2.00 | 25 s | 80% |"),
+            "{md}"
+        );
+        assert!(md.contains("| `failovers = 1` 1× |"), "{md}");
     }
 }
