@@ -42,6 +42,8 @@ const PACKAGES: &[&str] = &[
     "iptables",
     "docker-compose",
     "redis-tools",
+    // ping from the nodes' namespaces (the impairment tests and bench)
+    "iputils-ping",
 ];
 
 /// A check's result: `Ok(detail)` or `Err((detail, hint))`.

@@ -6,7 +6,9 @@
 //!   `SIMULATE-FAILURE`) and `SENTINEL FAILOVER`;
 //! - `server`: a node's redis-server only (`DEBUG SLEEP`, `CLIENT PAUSE`);
 //! - `partition`: cuts between nodes (partition, isolate, heal, and the
-//!   read-back of what is in force).
+//!   read-back of what is in force);
+//! - `impair/`: degraded links — delay, loss, rate, flap (a userspace
+//!   daemon on an NFQUEUE, and htb in the kernel).
 //!
 //! The verbs, their names and what ends each are the table of
 //! [`crate::model::verb`]; [`Testbed::apply`] carries out an [`Action`] (a
@@ -20,6 +22,7 @@
 //! cut off too (as when a server dies); starting the node again restarts its
 //! sentinel so it joins the new namespace.
 
+pub mod impair;
 mod partition;
 mod process;
 mod sentinel;
@@ -28,6 +31,7 @@ mod server;
 pub use crate::model::action::{Action, PauseMode, SimulateFailure};
 pub use crate::model::target::{parse_groups, Direction, Target};
 pub use crate::model::verb::Verb;
+pub use impair::{End, Impaired, Impairment};
 pub use partition::{Partition, PartitionKind, CHAIN};
 
 use crate::error::{Error, Result};
@@ -63,6 +67,32 @@ impl Testbed {
                 self.client_pause(target, Duration::from_millis(*ms), *mode)
                     .await
             }
+            Action::Delay {
+                a,
+                b,
+                ms,
+                jitter_ms,
+                direction,
+            } => self.delay(a, b, *ms, *jitter_ms, *direction).await,
+            Action::Loss {
+                a,
+                b,
+                percent,
+                direction,
+            } => self.loss(a, b, *percent, *direction).await,
+            Action::Rate {
+                a,
+                b,
+                kbit,
+                direction,
+            } => self.rate(a, b, *kbit, *direction).await,
+            Action::Flap {
+                a,
+                b,
+                up_ms,
+                down_ms,
+                direction,
+            } => self.flap(a, b, *up_ms, *down_ms, *direction).await,
             Action::Sleep { .. } | Action::Wait { .. } => Err(Error::State(format!(
                 "`{}` is a scenario step, not a fault",
                 a.verb()

@@ -70,6 +70,32 @@ pub enum Action {
         ms: u64,
         mode: PauseMode,
     },
+    Delay {
+        a: Vec<Target>,
+        b: Vec<Target>,
+        ms: u64,
+        jitter_ms: u64,
+        direction: Direction,
+    },
+    Loss {
+        a: Vec<Target>,
+        b: Vec<Target>,
+        percent: f64,
+        direction: Direction,
+    },
+    Rate {
+        a: Vec<Target>,
+        b: Vec<Target>,
+        kbit: u64,
+        direction: Direction,
+    },
+    Flap {
+        a: Vec<Target>,
+        b: Vec<Target>,
+        up_ms: u64,
+        down_ms: u64,
+        direction: Direction,
+    },
     /// Observation time.
     Sleep {
         ms: u64,
@@ -102,6 +128,10 @@ impl Action {
             Action::SimulateFailure { .. } => Verb::SimulateFailure,
             Action::DebugSleep { .. } => Verb::DebugSleep,
             Action::ClientPause { .. } => Verb::ClientPause,
+            Action::Delay { .. } => Verb::Delay,
+            Action::Loss { .. } => Verb::Loss,
+            Action::Rate { .. } => Verb::Rate,
+            Action::Flap { .. } => Verb::Flap,
             Action::Sleep { .. } => Verb::Sleep,
             Action::Wait { .. } => Verb::Wait,
         }
@@ -124,7 +154,11 @@ impl Action {
             | Action::SimulateFailure { target, .. }
             | Action::DebugSleep { target, .. }
             | Action::ClientPause { target, .. } => vec![target],
-            Action::Partition { a, b, .. } => a.iter().chain(b).collect(),
+            Action::Partition { a, b, .. }
+            | Action::Delay { a, b, .. }
+            | Action::Loss { a, b, .. }
+            | Action::Rate { a, b, .. }
+            | Action::Flap { a, b, .. } => a.iter().chain(b).collect(),
             Action::Failover { via } => via.iter().collect(),
             Action::Heal | Action::Sleep { .. } | Action::Wait { .. } => vec![],
         }

@@ -28,6 +28,10 @@ pub enum Verb {
     SimulateFailure,
     DebugSleep,
     ClientPause,
+    Delay,
+    Loss,
+    Rate,
+    Flap,
     Sleep,
     Wait,
 }
@@ -53,8 +57,10 @@ pub enum Aim {
     Nodes,
     /// Exactly one node (`replicas` is refused).
     OneNode,
-    /// Two groups of nodes (partition).
+    /// Two groups of nodes (partition; the host is never cut).
     Groups,
+    /// Two groups of link ends: nodes, and the host (`host`) on one side.
+    Links,
     /// Optionally one node (failover: by default the first sentinel that
     /// accepts, or the sentinel of `--via`).
     OptionalNode,
@@ -173,7 +179,7 @@ pub const VERBS: &[VerbInfo] = &[
         aim: Nothing,
         ended_by: &[],
         timed: false,
-        summary: "remove every partition (idempotent, from any process)",
+        summary: "remove every partition and impairment (idempotent, from any process)",
         old_names: &[],
     },
     VerbInfo {
@@ -254,6 +260,46 @@ pub const VERBS: &[VerbInfo] = &[
         ended_by: &[],
         timed: true,
         summary: "CLIENT PAUSE: the redis-server holds its clients' commands (or writes) back",
+        old_names: &[],
+    },
+    VerbInfo {
+        verb: Delay,
+        name: "delay",
+        role: Fault,
+        aim: Links,
+        ended_by: &[Heal],
+        timed: false,
+        summary: "hold every packet between the groups ms ± uniform jitter_ms (the round trip grows by 2 x ms)",
+        old_names: &[],
+    },
+    VerbInfo {
+        verb: Loss,
+        name: "loss",
+        role: Fault,
+        aim: Links,
+        ended_by: &[Heal],
+        timed: false,
+        summary: "drop each packet between the groups with a probability",
+        old_names: &[],
+    },
+    VerbInfo {
+        verb: Rate,
+        name: "rate",
+        role: Fault,
+        aim: Links,
+        ended_by: &[Heal],
+        timed: false,
+        summary: "cap the bandwidth between the groups (kbit/s)",
+        old_names: &[],
+    },
+    VerbInfo {
+        verb: Flap,
+        name: "flap",
+        role: Fault,
+        aim: Links,
+        ended_by: &[Heal],
+        timed: false,
+        summary: "cut and heal the links on a schedule (up_ms, down_ms) until heal",
         old_names: &[],
     },
     VerbInfo {

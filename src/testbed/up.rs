@@ -44,6 +44,8 @@ pub struct UpOptions {
     /// Remove a running testbed of that name first (unless another live
     /// process owns it).
     pub replace_existing: bool,
+    /// The testbed's seed (`Testbed::seed`); `None`: a fresh one, recorded.
+    pub seed: Option<u64>,
 }
 
 impl Default for UpOptions {
@@ -54,6 +56,7 @@ impl Default for UpOptions {
             health_timeout: Duration::from_secs(60),
             reuse_running: false,
             replace_existing: false,
+            seed: None,
         }
     }
 }
@@ -84,6 +87,7 @@ impl Testbed {
             up_ms: 0.0,
             up_steps: Vec::new(),
             parent: String::new(),
+            seed: opts.seed.unwrap_or_else(state::fresh_seed),
             owned: true,
             topology,
         };
@@ -105,13 +109,13 @@ impl Testbed {
         let t = self.topology.clone();
         let owner = Some(state::Owner::me());
         write_files(&self.state_dir, &t).await?;
-        state::write(&self.state_root, &t, "", owner)?;
+        self.write_state(owner)?;
         progress.detail(format!("state dir {}", self.state_dir.display()));
         interrupt::check("up: segment")?;
         self.parent =
             links::create_segment(&self.names, t.subnet, t.shim_ip(), opts.parent.as_deref())
                 .await?;
-        state::write(&self.state_root, &t, &self.parent, owner)?;
+        self.write_state(owner)?;
         interrupt::check("up: network")?;
         containers::create_network(&self.docker, &t, &self.names, &self.parent).await?;
         progress.step(format!(

@@ -172,6 +172,73 @@ pub struct Attach {
     pub topology: PathBuf,
 }
 
+/// Two groups of link ends: `A... -- B...` or `--from A --to B,C`; without
+/// a second group, every other node. Options go before `--`.
+#[derive(Debug, clap::Args)]
+pub struct Groups {
+    /// First group.
+    pub a: Vec<String>,
+    /// Second group, after `--` (default: every other node).
+    #[arg(last = true)]
+    pub b: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub from: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub to: Vec<String>,
+    /// Only from the first group to the second.
+    #[arg(long)]
+    pub one_way: bool,
+    #[command(flatten)]
+    pub at: Attach,
+}
+
+impl Groups {
+    /// The two groups and the direction; `host` only where `host_ok`.
+    fn parse(&self, host_ok: bool) -> Result<(Vec<Target>, Vec<Target>, Direction), String> {
+        let Groups {
+            a,
+            b,
+            from,
+            to,
+            one_way,
+            ..
+        } = self;
+        // clap hands everything after `--` to the second group
+        if let Some(w) = a.iter().chain(b).find(|w| w.starts_with('-')) {
+            return Err(format!("`{w}` is not a node: options go before `--`"));
+        }
+        let (a, b) =
+            match (
+                a.is_empty() && b.is_empty(),
+                from.is_empty() && to.is_empty(),
+            ) {
+                (false, true) => (a, b),
+                (true, false) => (from, to),
+                (true, true) => return Err(
+                    "name the groups: `node1 -- node2 node3` or `--from node1 --to node2,node3`"
+                        .into(),
+                ),
+                (false, false) => {
+                    return Err("give the groups as words or with --from/--to, not both".into())
+                }
+            };
+        let (a, b) = parse_groups(a, b)?;
+        if !host_ok {
+            if let Some(h) = a.iter().chain(&b).find(|t| **t == Target::Host) {
+                return Err(format!(
+                    "`{h}` is not a node: partitions never cut the host"
+                ));
+            }
+        }
+        let direction = if *one_way {
+            Direction::OneWay
+        } else {
+            Direction::Both
+        };
+        Ok((a, b, direction))
+    }
+}
+
 /// Nodes to act on: node names, `master` (the current master),
 /// `initial-master` or `replicas`.
 #[derive(Debug, clap::Args)]
@@ -205,23 +272,42 @@ pub enum Chaos {
     ///
     /// `partition node1 -- node2 node3` or `partition --from node1 --to
     /// node2,node3`; without a second group, from every other node. Options
-    /// go before `--`.
-    Partition {
-        /// First group.
-        a: Vec<String>,
-        /// Second group, after `--` (default: every other node).
-        #[arg(last = true)]
-        b: Vec<String>,
-        #[arg(long, value_delimiter = ',')]
-        from: Vec<String>,
-        #[arg(long, value_delimiter = ',')]
-        to: Vec<String>,
-        /// Cut only the first group's connections to the second; the second
-        /// still reaches the first.
-        #[arg(long)]
-        one_way: bool,
+    /// go before `--`. `--one-way`: cut only the first group's connections
+    /// to the second; the second still reaches the first.
+    Partition(Groups),
+    /// Hold every packet between group A and group B for --ms ± --jitter-ms
+    /// (both ways: the round trip grows by 2 x ms). A group may be `host`.
+    Delay {
+        #[arg(long, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        ms: u64,
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        jitter_ms: u64,
         #[command(flatten)]
-        at: Attach,
+        g: Groups,
+    },
+    /// Drop each packet between group A and group B with probability --percent.
+    Loss {
+        #[arg(long)]
+        percent: f64,
+        #[command(flatten)]
+        g: Groups,
+    },
+    /// Cap the bandwidth between group A and group B at --kbit kbit/s.
+    Rate {
+        #[arg(long)]
+        kbit: u64,
+        #[command(flatten)]
+        g: Groups,
+    },
+    /// Cut and heal the links between group A and group B on a schedule
+    /// (--up-ms, --down-ms) until `heal`.
+    Flap {
+        #[arg(long)]
+        up_ms: u64,
+        #[arg(long)]
+        down_ms: u64,
+        #[command(flatten)]
+        g: Groups,
     },
     /// Remove every partition (idempotent).
     Heal {
@@ -300,8 +386,12 @@ impl Chaos {
             | Chaos::SimulateFailure { t, .. }
             | Chaos::DebugSleep { t, .. }
             | Chaos::ClientPause { t, .. } => &t.at,
-            Chaos::Partition { at, .. }
-            | Chaos::Heal { at }
+            Chaos::Partition(g)
+            | Chaos::Delay { g, .. }
+            | Chaos::Loss { g, .. }
+            | Chaos::Rate { g, .. }
+            | Chaos::Flap { g, .. } => &g.at,
+            Chaos::Heal { at }
             | Chaos::Failover { at, .. }
             | Chaos::Partitions { at }
             | Chaos::Events { at } => at,
@@ -329,40 +419,47 @@ impl Chaos {
             Chaos::SentinelCrash(t) => each(Verb::SentinelCrash, t),
             Chaos::SentinelPause(t) => each(Verb::SentinelPause, t),
             Chaos::SentinelResume(t) => each(Verb::SentinelResume, t),
-            Chaos::Partition {
-                a,
-                b,
-                from,
-                to,
-                one_way,
-                ..
-            } => {
-                // clap hands everything after `--` to the second group
-                if let Some(w) = a.iter().chain(b).find(|w| w.starts_with('-')) {
-                    return Err(format!("`{w}` is not a node: options go before `--`"));
-                }
-                let (a, b) = match (a.is_empty() && b.is_empty(), from.is_empty() && to.is_empty()) {
-                    (false, true) => (a, b),
-                    (true, false) => (from, to),
-                    (true, true) => return Err(
-                        "name the groups: `partition node1 -- node2 node3` or `partition --from node1 --to node2,node3`".into(),
-                    ),
-                    (false, false) => {
-                        return Err("give the groups as words or with --from/--to, not both".into())
-                    }
-                };
-                let (a, b) = parse_groups(a, b)?;
-                if let Some(h) = a.iter().chain(&b).find(|t| **t == Target::Host) {
-                    return Err(format!(
-                        "`{h}` is not a node: partitions never cut the host"
-                    ));
-                }
-                let direction = if *one_way {
-                    Direction::OneWay
-                } else {
-                    Direction::Both
-                };
+            Chaos::Partition(g) => {
+                let (a, b, direction) = g.parse(false)?;
                 vec![Action::Partition { a, b, direction }]
+            }
+            Chaos::Delay { ms, jitter_ms, g } => {
+                let (a, b, direction) = g.parse(true)?;
+                vec![Action::Delay {
+                    a,
+                    b,
+                    ms: *ms,
+                    jitter_ms: *jitter_ms,
+                    direction,
+                }]
+            }
+            Chaos::Loss { percent, g } => {
+                let (a, b, direction) = g.parse(true)?;
+                vec![Action::Loss {
+                    a,
+                    b,
+                    percent: *percent,
+                    direction,
+                }]
+            }
+            Chaos::Rate { kbit, g } => {
+                let (a, b, direction) = g.parse(true)?;
+                vec![Action::Rate {
+                    a,
+                    b,
+                    kbit: *kbit,
+                    direction,
+                }]
+            }
+            Chaos::Flap { up_ms, down_ms, g } => {
+                let (a, b, direction) = g.parse(true)?;
+                vec![Action::Flap {
+                    a,
+                    b,
+                    up_ms: *up_ms,
+                    down_ms: *down_ms,
+                    direction,
+                }]
             }
             Chaos::Heal { .. } => vec![Action::Heal],
             Chaos::Failover { via, .. } => vec![Action::Failover { via: via.clone() }],
@@ -466,6 +563,22 @@ mod tests {
         assert!(parse(&["partition", "host"])
             .unwrap_err()
             .contains("never cut the host"));
+        let a = parse(&[
+            "delay",
+            "--ms",
+            "100",
+            "--jitter-ms",
+            "10",
+            "--one-way",
+            "host",
+            "--",
+            "master",
+        ])
+        .unwrap();
+        assert!(matches!(
+            &a[0],
+            Action::Delay { ms: 100, jitter_ms: 10, direction: Direction::OneWay, a, .. } if a == &[Target::Host]
+        ));
         let a = parse(&["client-pause", "--ms", "800", "--write", "master"]).unwrap();
         assert!(matches!(
             a[0],

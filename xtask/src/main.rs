@@ -5,6 +5,7 @@ mod bench;
 mod chaos;
 mod compose;
 mod flags;
+mod netem;
 mod ops;
 mod paths;
 mod repro;
