@@ -344,3 +344,108 @@ async fn the_host_link_and_bad_input() -> Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+async fn a_clock_jump_and_a_readonly_config_hit_one_sentinel_only() -> Result<()> {
+    bounded(Duration::from_secs(90), async {
+        let tb = common::up(common::topology("t-clock", 129)?).await?;
+        let n2 = node(&tb, 1);
+        let t0 = tb
+            .clock_jump(
+                &Target::Node(n2.name.clone()),
+                testbed::faults::Process::Sentinel,
+                10.0,
+            )
+            .await?;
+        // its next timer tick sees 10 s pass in 100 ms: more than Sentinel's 2 s
+        let ev = tb
+            .timeline
+            .wait_for(
+                "+tilt from node2's sentinel",
+                Duration::from_secs(5),
+                |ev| {
+                    ev.iter()
+                        .any(|e| e.t_ms >= t0 && e.name == "+tilt" && e.source == n2.name)
+                },
+            )
+            .await?;
+        let at = ev
+            .iter()
+            .find(|e| e.t_ms >= t0 && e.name == "+tilt")
+            .map(|e| e.t_ms - t0)
+            .unwrap_or_default();
+        println!("+tilt on {} {at:.0} ms after the jump", n2.name);
+        // the others keep their clocks: watched for 3 s more, no TILT there
+        let others = tb
+            .timeline
+            .wait_for(
+                "a +tilt from another sentinel",
+                Duration::from_secs(3),
+                |ev| {
+                    ev.iter()
+                        .any(|e| e.t_ms >= t0 && e.name == "+tilt" && e.source != n2.name)
+                },
+            )
+            .await;
+        ensure!(
+            others.is_err(),
+            "another sentinel entered TILT: {:?}",
+            others.ok().map(|e| e.len())
+        );
+        let clocks = tb.clocks().await?;
+        ensure!(
+            clocks.len() == 1
+                && clocks[0].node == n2.name
+                && (clocks[0].offset_ms - 10_000.0).abs() < 1.0,
+            "{clocks:?}"
+        );
+        // the sentinel's own wall clock, asked over its port, is 10 s ahead
+        let info = testbed::client::info(tb.sentinel_addr(&n2), None, "server").await?;
+        let theirs: f64 = info
+            .get("server_time_usec")
+            .context("no server_time_usec")?
+            .parse::<f64>()?
+            / 1e6;
+        let ours = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs_f64();
+        ensure!(
+            (theirs - ours - 10.0).abs() < 1.0,
+            "its clock is {:.1} s off",
+            theirs - ours
+        );
+        tb.heal().await?;
+        ensure!(tb.clocks().await?.is_empty(), "heal left a shifted clock");
+
+        // a read-only config folder: the sentinel's rewrite fails, the
+        // others' does not; heal makes it writable again
+        let flush = |n: &Node| {
+            let addr = tb.sentinel_addr(n);
+            async move {
+                testbed::client::query::<String>(
+                    addr,
+                    None,
+                    &redis::cmd("SENTINEL").arg("FLUSHCONFIG").clone(),
+                )
+                .await
+            }
+        };
+        tb.config_readonly(&Target::Node(n2.name.clone())).await?;
+        ensure!(
+            tb.readonly_configs().await? == [n2.name.clone()],
+            "{:?}",
+            tb.readonly_configs().await?
+        );
+        let e = flush(&n2)
+            .await
+            .expect_err("a read-only config folder was written");
+        ensure!(e.to_string().contains("Failed to save config"), "{e}");
+        flush(&node(&tb, 0)).await?;
+        tb.heal().await?;
+        ensure!(tb.readonly_configs().await?.is_empty());
+        flush(&n2).await?;
+        tb.down().await?;
+        Ok(())
+    })
+    .await
+}

@@ -8,7 +8,9 @@
 //! - `partition`: cuts between nodes (partition, isolate, heal, and the
 //!   read-back of what is in force);
 //! - `impair/`: degraded links — delay, loss, rate, flap (a userspace
-//!   daemon on an NFQUEUE, and htb in the kernel).
+//!   daemon on an NFQUEUE, and htb in the kernel);
+//! - `clock`: clock jumps of one process (the testbed's clock shim);
+//! - `disk`: a sentinel's config folder made read-only.
 //!
 //! The verbs, their names and what ends each are the table of
 //! [`crate::model::verb`]; [`Testbed::apply`] carries out an [`Action`] (a
@@ -22,13 +24,15 @@
 //! cut off too (as when a server dies); starting the node again restarts its
 //! sentinel so it joins the new namespace.
 
+pub mod clock;
+mod disk;
 pub mod impair;
 mod partition;
 mod process;
 mod sentinel;
 mod server;
 
-pub use crate::model::action::{Action, PauseMode, SimulateFailure};
+pub use crate::model::action::{Action, PauseMode, Process, SimulateFailure};
 pub use crate::model::target::{parse_groups, Direction, Target};
 pub use crate::model::verb::Verb;
 pub use impair::{End, Impaired, Impairment};
@@ -93,6 +97,12 @@ impl Testbed {
                 down_ms,
                 direction,
             } => self.flap(a, b, *up_ms, *down_ms, *direction).await,
+            Action::ClockJump {
+                target,
+                process,
+                seconds,
+            } => self.clock_jump(target, *process, *seconds).await,
+            Action::ConfigReadonly { target } => self.config_readonly(target).await,
             Action::Sleep { .. } | Action::Wait { .. } => Err(Error::State(format!(
                 "`{}` is a scenario step, not a fault",
                 a.verb()

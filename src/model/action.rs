@@ -96,6 +96,14 @@ pub enum Action {
         down_ms: u64,
         direction: Direction,
     },
+    ClockJump {
+        target: Target,
+        process: Process,
+        seconds: f64,
+    },
+    ConfigReadonly {
+        target: Target,
+    },
     /// Observation time.
     Sleep {
         ms: u64,
@@ -132,6 +140,8 @@ impl Action {
             Action::Loss { .. } => Verb::Loss,
             Action::Rate { .. } => Verb::Rate,
             Action::Flap { .. } => Verb::Flap,
+            Action::ClockJump { .. } => Verb::ClockJump,
+            Action::ConfigReadonly { .. } => Verb::ConfigReadonly,
             Action::Sleep { .. } => Verb::Sleep,
             Action::Wait { .. } => Verb::Wait,
         }
@@ -153,7 +163,9 @@ impl Action {
             | Action::SentinelResume { target }
             | Action::SimulateFailure { target, .. }
             | Action::DebugSleep { target, .. }
-            | Action::ClientPause { target, .. } => vec![target],
+            | Action::ClientPause { target, .. }
+            | Action::ClockJump { target, .. }
+            | Action::ConfigReadonly { target } => vec![target],
             Action::Partition { a, b, .. }
             | Action::Delay { a, b, .. }
             | Action::Loss { a, b, .. }
@@ -178,6 +190,7 @@ impl Action {
             Verb::SentinelCrash => Action::SentinelCrash { target },
             Verb::SentinelPause => Action::SentinelPause { target },
             Verb::SentinelResume => Action::SentinelResume { target },
+            Verb::ConfigReadonly => Action::ConfigReadonly { target },
             _ => return None,
         })
     }
@@ -212,6 +225,34 @@ impl FromStr for SimulateFailure {
             _ => Err(format!(
                 "`{s}`: want crash-after-election or crash-after-promotion"
             )),
+        }
+    }
+}
+
+/// One of a node's two processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Process {
+    Redis,
+    Sentinel,
+}
+
+impl Process {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Process::Redis => "redis",
+            Process::Sentinel => "sentinel",
+        }
+    }
+}
+
+impl FromStr for Process {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "redis" => Ok(Process::Redis),
+            "sentinel" => Ok(Process::Sentinel),
+            _ => Err(format!("`{s}`: want redis or sentinel")),
         }
     }
 }
@@ -352,7 +393,10 @@ mod tests {
                     assert!(
                         matches!(
                             i.verb,
-                            Verb::SimulateFailure | Verb::DebugSleep | Verb::ClientPause
+                            Verb::SimulateFailure
+                                | Verb::DebugSleep
+                                | Verb::ClientPause
+                                | Verb::ClockJump
                         ),
                         "{}",
                         i.name

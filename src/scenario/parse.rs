@@ -68,6 +68,8 @@ struct RawStep {
     ms: Option<Spanned<u64>>,
     jitter_ms: Option<Spanned<u64>>,
     percent: Option<Spanned<f64>>,
+    seconds: Option<Spanned<f64>>,
+    process: Option<Spanned<String>>,
     kbit: Option<Spanned<u64>>,
     up_ms: Option<Spanned<u64>>,
     down_ms: Option<Spanned<u64>>,
@@ -279,6 +281,7 @@ fn keys_of(verb: Verb) -> &'static [&'static str] {
             Verb::SimulateFailure => &["target", "mode"],
             Verb::DebugSleep => &["target", "ms"],
             Verb::ClientPause => &["target", "ms", "mode"],
+            Verb::ClockJump => &["target", "process", "seconds"],
             _ => &["target"],
         },
     }
@@ -308,7 +311,7 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
             ))
         }
     };
-    let given: [(&str, Option<Range<usize>>); 14] = [
+    let given: [(&str, Option<Range<usize>>); 16] = [
         ("target", r.target.as_ref().map(Spanned::span)),
         ("via", r.via.as_ref().map(Spanned::span)),
         ("a", r.a.as_ref().map(Spanned::span)),
@@ -318,6 +321,8 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
         ("ms", r.ms.as_ref().map(Spanned::span)),
         ("jitter_ms", r.jitter_ms.as_ref().map(Spanned::span)),
         ("percent", r.percent.as_ref().map(Spanned::span)),
+        ("seconds", r.seconds.as_ref().map(Spanned::span)),
+        ("process", r.process.as_ref().map(Spanned::span)),
         ("kbit", r.kbit.as_ref().map(Spanned::span)),
         ("up_ms", r.up_ms.as_ref().map(Spanned::span)),
         ("down_ms", r.down_ms.as_ref().map(Spanned::span)),
@@ -448,6 +453,34 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
             ms: need_ms()?,
             mode: typed::<PauseMode>(cx, &r.mode, "mode")?.unwrap_or_default(),
         },
+        Verb::ClockJump => {
+            let seconds = r.seconds.as_ref().ok_or_else(|| {
+                cx.err(
+                    span.clone(),
+                    "step `clock-jump` needs `seconds`",
+                    Some("e.g. seconds = 30 (or -30: back)"),
+                )
+            })?;
+            let s = *seconds.get_ref();
+            if !s.is_finite() || s == 0.0 || s.abs() > 86_400.0 * 365.0 {
+                return Err(cx.err(
+                    seconds.span(),
+                    format!("key `seconds`: {s}: give a jump other than 0, within a year"),
+                    None,
+                ));
+            }
+            Action::ClockJump {
+                target: need_target()?,
+                process: typed(cx, &r.process, "process")?.ok_or_else(|| {
+                    cx.err(
+                        span.clone(),
+                        "step `clock-jump` needs `process`",
+                        Some("\"redis\" or \"sentinel\""),
+                    )
+                })?,
+                seconds: s,
+            }
+        }
         Verb::Sleep => Action::Sleep { ms: need_ms()? },
         Verb::Wait => {
             let until: Until = typed(cx, &r.until, "until")?.ok_or_else(|| {

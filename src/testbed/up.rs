@@ -404,6 +404,12 @@ fn write_files_blocking(state_dir: &Path, t: &Topology) -> Result<()> {
             0o644,
         )?;
         std::fs::create_dir_all(&d.log).map_err(|e| Error::io(&d.log, e))?;
+        // the clocks start unshifted: 4 KiB of zeros each (see clock-shim/)
+        for f in ["redis.offset", "sentinel.offset"] {
+            let p = d.clock.join(f);
+            std::fs::create_dir_all(&d.clock).map_err(|e| Error::io(&d.clock, e))?;
+            std::fs::write(&p, [0u8; 4096]).map_err(|e| Error::io(&p, e))?;
+        }
     }
     let script = match &t.reconfig_script {
         Some(p) => std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?,
@@ -420,6 +426,14 @@ fn write_files_blocking(state_dir: &Path, t: &Topology) -> Result<()> {
     for tool in ["sh", "ip", "arping"] {
         let l = bin.join(tool);
         std::os::unix::fs::symlink("busybox", &l).map_err(|e| Error::io(&l, e))?;
+    }
+    // the clock shim, when it was built: without it clocks cannot be shifted
+    match crate::faults::clock::shim_program() {
+        Ok(shim) => {
+            let dst = bin.join("libtestbed_clock.so");
+            std::fs::copy(&shim, &dst).map_err(|e| Error::io(&dst, e))?;
+        }
+        Err(e) => tracing::info!("no clock shim: {e}"),
     }
     Ok(())
 }

@@ -38,6 +38,8 @@ pub async fn run(cmd: Chaos, state_root: &Path) -> Result<()> {
         return events(&tb, origin).await;
     }
     let link_verbs = [
+        Verb::ClockJump,
+        Verb::ConfigReadonly,
         Verb::Partition,
         Verb::Isolate,
         Verb::Heal,
@@ -89,6 +91,20 @@ async fn print_in_force(tb: &Testbed) -> Result<()> {
         println!("impairments in force:");
         for i in impaired {
             println!("  {i}");
+        }
+    }
+    let ro = tb
+        .readonly_configs()
+        .await
+        .context("reading the sentinels' mounts")?;
+    if !ro.is_empty() {
+        println!("read-only sentinel configs: {}", ro.join(", "));
+    }
+    let clocks = tb.clocks().await.context("reading the clock offsets")?;
+    if !clocks.is_empty() {
+        println!("shifted clocks:");
+        for c in clocks {
+            println!("  {c}");
         }
     }
     Ok(())

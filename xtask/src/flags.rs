@@ -2,7 +2,9 @@
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use testbed::faults::{parse_groups, Action, Direction, PauseMode, SimulateFailure, Target, Verb};
+use testbed::faults::{
+    parse_groups, Action, Direction, PauseMode, Process, SimulateFailure, Target, Verb,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -356,6 +358,20 @@ pub enum Chaos {
         #[command(flatten)]
         t: Targets,
     },
+    /// The wall clock of the nodes' sentinel (--sentinel) or redis-server
+    /// (--redis) jumps by --seconds (negative: back); that process only.
+    ClockJump {
+        #[arg(long, conflicts_with = "redis", required_unless_present = "redis")]
+        sentinel: bool,
+        #[arg(long)]
+        redis: bool,
+        #[arg(long, allow_hyphen_values = true)]
+        seconds: f64,
+        #[command(flatten)]
+        t: Targets,
+    },
+    /// Make the config folder of the nodes' sentinels read-only (`heal` undoes it).
+    ConfigReadonly(Targets),
     /// List the partitions in force (read from the nodes' netfilter rules).
     Partitions {
         #[command(flatten)]
@@ -383,9 +399,11 @@ impl Chaos {
             | Chaos::SentinelCrash(t)
             | Chaos::SentinelPause(t)
             | Chaos::SentinelResume(t)
+            | Chaos::ConfigReadonly(t)
             | Chaos::SimulateFailure { t, .. }
             | Chaos::DebugSleep { t, .. }
-            | Chaos::ClientPause { t, .. } => &t.at,
+            | Chaos::ClientPause { t, .. }
+            | Chaos::ClockJump { t, .. } => &t.at,
             Chaos::Partition(g)
             | Chaos::Delay { g, .. }
             | Chaos::Loss { g, .. }
@@ -419,6 +437,7 @@ impl Chaos {
             Chaos::SentinelCrash(t) => each(Verb::SentinelCrash, t),
             Chaos::SentinelPause(t) => each(Verb::SentinelPause, t),
             Chaos::SentinelResume(t) => each(Verb::SentinelResume, t),
+            Chaos::ConfigReadonly(t) => each(Verb::ConfigReadonly, t),
             Chaos::Partition(g) => {
                 let (a, b, direction) = g.parse(false)?;
                 vec![Action::Partition { a, b, direction }]
@@ -490,6 +509,24 @@ impl Chaos {
                     } else {
                         PauseMode::All
                     },
+                })
+                .collect(),
+            Chaos::ClockJump {
+                sentinel,
+                seconds,
+                t,
+                ..
+            } => t
+                .targets
+                .iter()
+                .map(|x| Action::ClockJump {
+                    target: x.clone(),
+                    process: if *sentinel {
+                        Process::Sentinel
+                    } else {
+                        Process::Redis
+                    },
+                    seconds: *seconds,
                 })
                 .collect(),
             Chaos::Partitions { .. } | Chaos::Events { .. } => vec![],

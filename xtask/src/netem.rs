@@ -1,7 +1,7 @@
 //! The impairment daemon `testbed-netem` is a binary of the testbed crate;
 //! `cargo xtask` builds it (up to date in a fraction of a second) before a
 //! command that may impair links, so the library finds it beside the xtask
-//! binary.
+//! binary. (The clock shim is built by the crate's build script.)
 
 use anyhow::{ensure, Context, Result};
 

@@ -44,6 +44,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         } => {
             let t = load(&topo)?;
             testbed::doctor::ensure_ready(!no_fix, &state_root).await?;
+            crate::netem::ensure()?;
             let opts = UpOptions {
                 parent,
                 state_root: state_root.clone(),
@@ -144,7 +145,10 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         Cmd::Bench { quick, runs } => {
             crate::bench::run(quick, runs.map(|n| n as usize), &state_root).await?
         }
-        Cmd::Repro(args) => crate::repro::run(&args, &state_root).await?,
+        Cmd::Repro(args) => {
+            crate::netem::ensure()?;
+            crate::repro::run(&args, &state_root).await?
+        }
         Cmd::Image { names, all } => {
             let docker = testbed::docker::connect().await?;
             let names: Vec<String> = if all {
