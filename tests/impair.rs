@@ -196,34 +196,10 @@ async fn loss_and_flap_drop_the_asked_share_of_packets() -> Result<()> {
     .await
 }
 
-/// Sends `bytes` of a SET from `from`'s namespace to `to`'s redis; seconds
-/// until the server's answer.
+/// Seconds for a SET of `bytes` from `from`'s namespace to `to`'s redis.
 async fn transfer(tb: &Testbed, from: &Node, to: &Node, bytes: usize) -> Result<f64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let pid = tb.pid(from).await?;
-    let addr = tb.redis_addr(to);
-    // a connection made inside the namespace, then driven from here
-    let h = std::thread::spawn(move || -> std::io::Result<std::net::TcpStream> {
-        let f = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
-        use std::os::fd::AsRawFd;
-        // SAFETY: setns on this thread only
-        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        std::net::TcpStream::connect(addr)
-    });
-    let s = h.join().map_err(|_| anyhow!("connect thread panicked"))??;
-    s.set_nonblocking(true)?;
-    let mut s = tokio::net::TcpStream::from_std(s)?;
-    let mut cmd = format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${bytes}\r\n").into_bytes();
-    cmd.extend(std::iter::repeat_n(b'x', bytes));
-    cmd.extend(b"\r\n");
-    let start = Instant::now();
-    s.write_all(&cmd).await?;
-    let mut buf = [0u8; 128];
-    let n = s.read(&mut buf).await?;
-    ensure!(n > 0, "no answer");
-    Ok(start.elapsed().as_secs_f64())
+    Ok(probe::tcp_transfer(pid, tb.redis_addr(to), bytes).await?)
 }
 
 #[tokio::test]

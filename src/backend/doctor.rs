@@ -21,12 +21,27 @@ pub struct Check {
 }
 
 const FIX: &str = "or run `cargo xtask doctor --fix`";
-/// Only some tests need them (compose; the external-client scenarios), so
-/// their absence is a warning, not a failure.
-const OPTIONAL: &[&str] = &["docker-compose", "redis-py"];
-/// Whether a failed check only warns (see [`OPTIONAL`]).
+/// Checks that only some commands need, and which: for the others their
+/// absence is a warning; the commands named here refuse to start without
+/// them (`ensure_for`). Every other check is needed by every command.
+const NEEDED_BY: &[(&str, &[&str])] = &[
+    ("docker-compose", &["compose", "bench"]),
+    ("redis-py", &["repro of the redis-py scenarios"]),
+    ("redis-server", &["bench"]),
+    ("ping", &["the impairment tests"]),
+];
+
+/// The commands that need check `name` (empty: every command does).
+pub fn needed_by(name: &str) -> &'static [&'static str] {
+    NEEDED_BY
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(&[], |(_, c)| c)
+}
+
+/// Whether a failed check only warns (not every command needs it).
 pub fn is_optional(name: &str) -> bool {
-    OPTIONAL.contains(&name)
+    !needed_by(name).is_empty()
 }
 
 /// The redis-py of the shipped external client
@@ -44,6 +59,8 @@ const PACKAGES: &[&str] = &[
     "redis-tools",
     // ping from the nodes' namespaces (the impairment tests and bench)
     "iputils-ping",
+    // the bench's loopback contender: the same Redis as plain processes
+    "redis-server",
 ];
 
 /// A check's result: `Ok(detail)` or `Err((detail, hint))`.
@@ -129,6 +146,11 @@ pub async fn checks() -> Vec<Check> {
         on_path("docker-compose", "docker-compose"),
     ));
     out.push(check("redis-py", redis_py_check()));
+    out.push(check(
+        "redis-server",
+        on_path("redis-server", "redis-server"),
+    ));
+    out.push(check("ping", on_path("ping", "iputils-ping")));
     out
 }
 
@@ -425,18 +447,32 @@ async fn start_dockerd(log_dir: &Path, progress: &Progress) -> Result<()> {
     }
 }
 
-/// Checks, fixes when allowed and needed, and fails listing every check
-/// that still fails. A missing optional tool only logs a warning.
+/// What `cargo xtask up` needs (and every command with it): see
+/// [`ensure_for`].
 pub async fn ensure_ready(allow_fix: bool, log_dir: &Path) -> Result<()> {
+    ensure_for("up", allow_fix, log_dir).await
+}
+
+/// Checks what `command` needs, fixes when allowed and needed, and fails
+/// listing every needed check that still fails with the package to
+/// install; a missing tool another command needs only warns.
+pub async fn ensure_for(command: &str, allow_fix: bool, log_dir: &Path) -> Result<()> {
     let progress = Progress::new("doctor");
     let failed = |cs: Vec<Check>| -> Vec<Check> {
         cs.into_iter()
             .filter(|c| {
-                let optional = OPTIONAL.contains(&c.name);
-                if !c.ok && optional {
-                    progress.warn(format!("{}: {} ({})", c.name, c.detail, c.hint));
+                let needs = needed_by(c.name);
+                let needed = needs.is_empty() || needs.contains(&command);
+                if !c.ok && !needed {
+                    progress.warn(format!(
+                        "{}: {} ({}; needed by {})",
+                        c.name,
+                        c.detail,
+                        c.hint,
+                        needs.join(", ")
+                    ));
                 }
-                !c.ok && !optional
+                !c.ok && needed
             })
             .collect()
     };
@@ -470,7 +506,7 @@ pub async fn ensure_ready(allow_fix: bool, log_dir: &Path) -> Result<()> {
 
 /// A table of the checks for people: status, name, detail, hint.
 pub fn render(checks: &[Check]) -> String {
-    let status = |c: &Check| match (c.ok, OPTIONAL.contains(&c.name)) {
+    let status = |c: &Check| match (c.ok, is_optional(c.name)) {
         (true, _) => "ok",
         (false, true) => "WARN",
         (false, false) => "FAIL",
@@ -484,8 +520,14 @@ pub fn render(checks: &[Check]) -> String {
         .min(60);
     let mut out = String::new();
     for c in checks {
+        let needs = needed_by(c.name);
+        let who = if needs.is_empty() {
+            String::new()
+        } else {
+            format!("[needed by {}] ", needs.join(", "))
+        };
         let line = format!(
-            "{:<4}  {:<name_w$}  {:<detail_w$}  {}",
+            "{:<4}  {:<name_w$}  {:<detail_w$}  {who}{}",
             status(c),
             c.name,
             c.detail.replace('\n', " "),

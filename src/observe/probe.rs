@@ -75,6 +75,41 @@ pub async fn tcp_rtt(
         .map_err(|e| Error::State(format!("probe task: {e}")))?
 }
 
+/// Seconds from sending a `SET` of `bytes` from `pid`'s namespace to
+/// `addr` until the server's answer: a transfer through the link's caps.
+pub async fn tcp_transfer(pid: i64, addr: SocketAddrV4, bytes: usize) -> Result<f64> {
+    let h = in_netns(pid, move || {
+        let mut s = std::net::TcpStream::connect_timeout(&addr.into(), Duration::from_secs(5))?;
+        s.set_read_timeout(Some(Duration::from_secs(600)))?;
+        let key = "probe:transfer";
+        let head = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${bytes}\r\n", key.len());
+        let mut cmd = head.into_bytes();
+        cmd.extend(std::iter::repeat_n(b'x', bytes));
+        cmd.extend(b"\r\n");
+        let start = Instant::now();
+        s.write_all(&cmd)?;
+        let mut buf = [0u8; 128];
+        if s.read(&mut buf)? == 0 {
+            return Err(std::io::Error::other("no answer"));
+        }
+        Ok(start.elapsed().as_secs_f64())
+    })?;
+    tokio::task::spawn_blocking(move || joined(h, "tcp transfer"))
+        .await
+        .map_err(|e| Error::State(format!("probe task: {e}")))?
+}
+
+/// CPU time (user + system) `pid` has used so far, seconds.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks as f64 / hz)
+}
+
 /// What [`udp_one_way`] saw.
 #[derive(Debug, Clone)]
 pub struct OneWay {
@@ -148,12 +183,17 @@ pub async fn udp_one_way(
         .map_err(|_| Error::State("the UDP receiver did not start".into()))?;
     let tx = in_netns(from_pid, move || {
         let s = UdpSocket::bind("0.0.0.0:0")?;
+        // paced by the clock, not by sleeps that add up: `gap` apart on average
+        let start = Instant::now();
         for i in 0..count as u64 {
             let mut msg = [0u8; 16];
             msg[..8].copy_from_slice(&i.to_le_bytes());
             msg[8..].copy_from_slice(&mono_ns().to_le_bytes());
             s.send_to(&msg, to)?;
-            std::thread::sleep(gap);
+            let next = start + gap * (i as u32 + 1);
+            if let Some(d) = next.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
         }
         // what is still held arrives within the longest delay; then the end
         std::thread::sleep(settle);

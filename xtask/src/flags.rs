@@ -122,6 +122,9 @@ pub enum Cmd {
         /// Runs per setting (bring-up rounds and failovers per setting).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         runs: Option<u32>,
+        /// Only these sections (default: all).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<BenchSection>,
     },
     /// Create or remove the host segment (macvlan parent + shim) of a topology's
     /// Compose project, named as `cargo xtask up` names a testbed's.
@@ -155,6 +158,17 @@ pub struct ReproArgs {
     /// The /24 of 198.18.0.0/16 its testbed uses (198.18.SLOT.0/24).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub slot: u8,
+}
+
+/// A section of `cargo xtask bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchSection {
+    /// `up` vs Compose to healthy, the footprint.
+    Bringup,
+    /// Failover phases per setting, per image, against loopback.
+    Failover,
+    /// Impairments: asked vs measured, the daemon's CPU.
+    Impair,
 }
 
 /// What `cargo xtask segment` does.

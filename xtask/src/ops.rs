@@ -142,8 +142,9 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             .await?
         }
         Cmd::Chaos(c) => crate::chaos::run(c, &state_root).await?,
-        Cmd::Bench { quick, runs } => {
-            crate::bench::run(quick, runs.map(|n| n as usize), &state_root).await?
+        Cmd::Bench { quick, runs, only } => {
+            crate::netem::ensure()?;
+            crate::bench::run(quick, runs.map(|n| n as usize), &only, &state_root).await?
         }
         Cmd::Repro(args) => {
             crate::netem::ensure()?;

@@ -229,6 +229,8 @@ pub struct Report {
     pub up_steps: Vec<(String, Summary)>,
     pub phase_summary: Vec<PhaseSummary>,
     pub overhead: Vec<Overhead>,
+    /// The impairments' precision (`--only impair` or a full run).
+    pub impair: Option<super::impair::ImpairBench>,
 }
 
 impl Report {
@@ -242,6 +244,7 @@ impl Report {
             bringup: Vec::new(),
             footprint: Footprint::default(),
             failover: Vec::new(),
+            impair: None,
             bringup_summary: BTreeMap::new(),
             up_over_compose: None,
             up_over_naive: None,
