@@ -18,6 +18,7 @@
 
 mod bringup;
 mod failover;
+mod growth;
 mod impair;
 mod loopback;
 mod markdown;
@@ -174,6 +175,17 @@ pub async fn run(
         rep.section_wall_s
             .insert("impair".into(), started.elapsed().as_secs_f64());
     }
+    if wanted(BenchSection::Growth) {
+        let started = Instant::now();
+        say("growth", "3/5/9 nodes and 1/2/4 testbeds at once on bn-g*");
+        growth::cleanup(&docker, state_root).await?;
+        let rounds = if quick { 1 } else { runs.unwrap_or(3) };
+        let r = growth::run(rounds, state_root).await;
+        growth::cleanup(&docker, state_root).await?;
+        rep.growth = Some(r?);
+        rep.section_wall_s
+            .insert("growth".into(), started.elapsed().as_secs_f64());
+    }
 
     rep.wall_s = wall.elapsed().as_secs_f64();
     rep.summarise();
@@ -183,6 +195,10 @@ pub async fn run(
     if let Some(i) = &rep.impair {
         md += "\n";
         md += &impair::markdown(i);
+    }
+    if let Some(g) = &rep.growth {
+        md += "\n";
+        md += &growth::markdown(g);
     }
     std::fs::write(
         base.with_extension("json"),

@@ -231,6 +231,8 @@ pub struct Report {
     pub overhead: Vec<Overhead>,
     /// The impairments' precision (`--only impair` or a full run).
     pub impair: Option<super::impair::ImpairBench>,
+    /// Growth with nodes and with testbeds at once (`--only growth` or a full run).
+    pub growth: Option<super::growth::Growth>,
 }
 
 impl Report {
@@ -245,6 +247,7 @@ impl Report {
             footprint: Footprint::default(),
             failover: Vec::new(),
             impair: None,
+            growth: None,
             bringup_summary: BTreeMap::new(),
             up_over_compose: None,
             up_over_naive: None,
