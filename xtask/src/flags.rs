@@ -112,6 +112,13 @@ pub enum Cmd {
     /// Run a scenario file, each repetition on a fresh testbed; print PASS/FAIL per
     /// expectation and write a report bundle under target/testbed/reports/.
     Repro(ReproArgs),
+    /// A mixed-fault soak: one testbed under the write workload and a seeded
+    /// random schedule of faults (kill, pause, isolate, partition,
+    /// sentinel-kill, delay, loss, flap, rate, clock-jump, failover), each
+    /// repaired and waited out; at the end one healthy master, one VIP
+    /// holder and every acknowledged write accounted for. Writes
+    /// target/testbed/reports/soak-<UTC time>/.
+    Soak(SoakArgs),
     /// Measure bring-up (`up` vs docker-compose) and failover phases (per setting,
     /// per image, containers vs plain processes on loopback); write
     /// target/testbed/bench/<UTC time>.{json,md,svg}. Takes ~10 min (`--quick` ~2).
@@ -160,6 +167,31 @@ pub struct ReproArgs {
     pub slot: u8,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// How long faults are applied (the final check comes after).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub minutes: u32,
+    /// The schedule's seed (decimal or 0x-hex); default: a fresh one, printed.
+    #[arg(long)]
+    pub seed: Option<String>,
+    /// Writes per second of the workload (through the VIP).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub rate: u32,
+    /// The topology (relocated to the soak's name and slot).
+    #[arg(long, default_value = "fixtures/topology.toml")]
+    pub topology: PathBuf,
+    /// Override the topology's image (e.g. testbed/valkey:8.1).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The testbed's name.
+    #[arg(long, default_value = "soak")]
+    pub name: String,
+    /// The /24 of 198.18.0.0/16 its testbed uses (198.18.SLOT.0/24).
+    #[arg(long, default_value_t = 179, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub slot: u8,
+}
+
 /// A section of `cargo xtask bench`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchSection {
@@ -169,6 +201,8 @@ pub enum BenchSection {
     Failover,
     /// Impairments: asked vs measured, the daemon's CPU.
     Impair,
+    /// How `up` and failover grow with nodes and with testbeds at once.
+    Growth,
 }
 
 /// What `cargo xtask segment` does.

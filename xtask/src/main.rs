@@ -10,6 +10,7 @@ mod ops;
 mod paths;
 mod repro;
 mod segment;
+mod soak;
 
 use clap::Parser;
 

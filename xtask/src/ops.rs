@@ -146,6 +146,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             crate::netem::ensure()?;
             crate::bench::run(quick, runs.map(|n| n as usize), &only, &state_root).await?
         }
+        Cmd::Soak(args) => crate::soak::run(&args, &state_root).await?,
         Cmd::Repro(args) => {
             crate::netem::ensure()?;
             crate::repro::run(&args, &state_root).await?
