@@ -2,7 +2,6 @@
 //! Debian-family host: installing the packages the testbed shells out to and
 //! starting a Docker engine when none answers.
 
-use crate::backend::docker::MIN_API;
 use crate::backend::host;
 use crate::backend::progress::Progress;
 use crate::error::{Error, Result};
@@ -169,27 +168,13 @@ async fn install_redis_py(progress: &Progress) -> Result<()> {
 }
 
 async fn docker_check() -> Outcome {
+    // `connect` refuses an engine older than MIN_API with a hint.
     let docker = crate::backend::docker::connect()
         .await
         .map_err(|e| explain(e, || format!("start dockerd ({FIX})")))?;
-    let v = docker.version().await.map_err(|e| {
-        (
-            format!("version query failed: {e}"),
-            "check `docker info`".to_string(),
-        )
-    })?;
-    let api = v.api_version.unwrap_or_default();
-    let mut parts = api.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let got = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    let detail = format!("engine {} API {api}", v.version.unwrap_or_default());
-    if got >= MIN_API {
-        Ok(detail)
-    } else {
-        Err((
-            format!("{detail} is older than API {}.{}", MIN_API.0, MIN_API.1),
-            "install a newer engine (Debian 12's docker.io 20.10 is the oldest supported)".into(),
-        ))
-    }
+    Ok(crate::backend::docker::engine_info(&docker)
+        .await
+        .describe())
 }
 
 /// Makes a veth pair and a macvlan on one end (the testbed's LAN design),
