@@ -22,7 +22,7 @@ pub struct Check {
 const FIX: &str = "or run `cargo xtask doctor --fix`";
 /// Only some tests need them (compose; the external-client scenarios), so
 /// their absence is a warning, not a failure.
-const OPTIONAL: &[&str] = &["docker-compose", "redis-py"];
+const OPTIONAL: &[&str] = &["compose", "redis-py"];
 /// Whether a failed check only warns (see [`OPTIONAL`]).
 pub fn is_optional(name: &str) -> bool {
     OPTIONAL.contains(&name)
@@ -121,10 +121,7 @@ pub async fn checks() -> Vec<Check> {
             ))
         },
     ));
-    out.push(check(
-        "docker-compose",
-        on_path("docker-compose", "docker-compose"),
-    ));
+    out.push(check("compose", compose_check().await));
     out.push(check("redis-py", redis_py_check()));
     out
 }
@@ -175,6 +172,31 @@ async fn docker_check() -> Outcome {
     Ok(crate::backend::docker::engine_info(&docker)
         .await
         .describe())
+}
+
+/// Which Compose program runs a project (see `compose::cli`), and whether
+/// it gives a generated project's containers the MACs the file asks for on
+/// this engine: a program that cannot is a warning that says why.
+async fn compose_check() -> Outcome {
+    use crate::backend::compose_cli as cli;
+    let c = cli::detect()
+        .map_err(|e| explain(e, || format!("apt-get install docker-compose ({FIX})")))?;
+    let Ok(docker) = crate::backend::docker::connect().await else {
+        return Ok(format!("{}; MACs not checked: no engine", c.describe()));
+    };
+    let engine = crate::backend::docker::engine_info(&docker).await;
+    let api = crate::backend::docker::parse_api(&engine.api_max);
+    let env = std::env::var(cli::ENV_API).ok();
+    // a generated project's .env pins LEGACY_API; the variable wins over it
+    let dot_env = format!("{}={}\n", cli::ENV_API, cli::LEGACY_API);
+    let pin = cli::pinned_api(env.as_deref(), Some(&dot_env));
+    match cli::macs(&c, api, pin) {
+        cli::Macs::Right(how) => Ok(format!("{}; MACs right: {how}", c.describe())),
+        cli::Macs::Random(why) => Err((
+            format!("{} on API {}: MACs random", c.describe(), engine.api_max),
+            why,
+        )),
+    }
 }
 
 /// Makes a veth pair and a macvlan on one end (the testbed's LAN design),
@@ -321,7 +343,7 @@ pub async fn fix(log_dir: &Path) -> Result<()> {
         // A host with docker-ce or a compose plugin from elsewhere keeps it:
         // docker.io would conflict with docker-ce.
         .filter(|p| !(*p == "docker.io" && host::which("dockerd").is_some()))
-        .filter(|p| !(*p == "docker-compose" && host::which("docker-compose").is_some()))
+        .filter(|p| !(*p == "docker-compose" && crate::backend::compose_cli::detect().is_ok()))
         .filter(|p| !dpkg_installed(p))
         .collect();
     if !missing.is_empty() {
@@ -523,7 +545,7 @@ mod tests {
         let cs = [
             check("root", Ok("uid 0".into())),
             check("debootstrap", Err(("missing".into(), "install it".into()))),
-            check("docker-compose", Err(("missing".into(), "optional".into()))),
+            check("compose", Err(("missing".into(), "optional".into()))),
         ];
         let t = render(&cs);
         assert!(t
@@ -531,6 +553,6 @@ mod tests {
             .next()
             .is_some_and(|l| l.starts_with("ok    root")));
         assert!(t.contains("FAIL  debootstrap"));
-        assert!(t.contains("WARN  docker-compose"));
+        assert!(t.contains("WARN  compose"));
     }
 }

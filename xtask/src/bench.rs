@@ -122,10 +122,9 @@ pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<
             .await
             .with_context(|| format!("image {}", s.name))?;
     }
-    for tool in ["docker-compose", "redis-server"] {
-        if testbed::host::which(tool).is_none() {
-            bail!("`{tool}` is not on PATH: apt-get install -y {tool}");
-        }
+    testbed::compose::cli::detect()?;
+    if testbed::host::which("redis-server").is_none() {
+        bail!("`redis-server` is not on PATH: apt-get install -y redis-server");
     }
     let lo_dir = out_dir.join("loopback");
     loopback::kill_leftovers(&lo_dir);
