@@ -460,6 +460,7 @@ mod tests {
             "repro",
             "bench",
             "segment",
+            "engine",
             "partitions",
             "events",
         ];
