@@ -141,6 +141,10 @@ impl Engine {
     fn placeholders_file(&self) -> PathBuf {
         self.run.join("placeholders")
     }
+    /// The host paths bound inside, one a line (what `up` bound).
+    fn binds_file(&self) -> PathBuf {
+        self.run.join("binds")
+    }
     fn docker0_file(&self) -> PathBuf {
         self.run.join("docker0-at-up")
     }

@@ -177,6 +177,21 @@ pub async fn up(e: &Engine, opts: &UpOpts) -> Result<()> {
     build::ensure_root(e, &mut clock).await?;
     if let Some(d) = answering(e).await {
         clock.step(format!("already running ({})", describe(e, &d).await));
+        // Its binds are fixed at start: a running engine started from
+        // another clone does not see this one's state folder.
+        let bound = std::fs::read_to_string(e.binds_file()).unwrap_or_default();
+        let missing: Vec<String> = default_binds()?
+            .into_iter()
+            .chain(opts.binds.iter().filter_map(|b| b.canonicalize().ok()))
+            .map(|b| b.display().to_string())
+            .filter(|b| !bound.lines().any(|l| l == b))
+            .collect();
+        ensure!(
+            missing.is_empty(),
+            "the running engine does not bind {missing:?} (it was started for other paths: {:?}); stop it with `cargo xtask engine down --suite {}` and start it again from here",
+            bound.lines().collect::<Vec<_>>(),
+            e.suite
+        );
         load_images(e, &d, &mut clock).await?;
         print_env(e);
         return Ok(());
@@ -212,6 +227,8 @@ pub async fn up(e: &Engine, opts: &UpOpts) -> Result<()> {
     }
     let list: String = made.iter().map(|p| format!("{}\n", p.display())).collect();
     std::fs::write(e.placeholders_file(), list)?;
+    let list: String = binds.iter().map(|p| format!("{}\n", p.display())).collect();
+    std::fs::write(e.binds_file(), list)?;
     std::fs::write(
         e.docker0_file(),
         if link_exists("docker0") {
