@@ -2,7 +2,6 @@
 //! Debian-family host: installing the packages the testbed shells out to and
 //! starting a Docker engine when none answers.
 
-use crate::backend::docker::MIN_API;
 use crate::backend::host;
 use crate::backend::progress::Progress;
 use crate::error::{Error, Result};
@@ -25,7 +24,7 @@ const FIX: &str = "or run `cargo xtask doctor --fix`";
 /// absence is a warning; the commands named here refuse to start without
 /// them (`ensure_for`). Every other check is needed by every command.
 const NEEDED_BY: &[(&str, &[&str])] = &[
-    ("docker-compose", &["compose", "bench"]),
+    ("compose", &["compose", "bench"]),
     ("redis-py", &["repro of the redis-py scenarios"]),
     ("redis-server", &["bench"]),
     ("ping", &["the impairment tests"]),
@@ -141,10 +140,7 @@ pub async fn checks() -> Vec<Check> {
             ))
         },
     ));
-    out.push(check(
-        "docker-compose",
-        on_path("docker-compose", "docker-compose"),
-    ));
+    out.push(check("compose", compose_check().await));
     out.push(check("redis-py", redis_py_check()));
     out.push(check(
         "redis-server",
@@ -193,26 +189,37 @@ async fn install_redis_py(progress: &Progress) -> Result<()> {
 }
 
 async fn docker_check() -> Outcome {
+    // `connect` refuses an engine older than MIN_API with a hint.
     let docker = crate::backend::docker::connect()
         .await
         .map_err(|e| explain(e, || format!("start dockerd ({FIX})")))?;
-    let v = docker.version().await.map_err(|e| {
-        (
-            format!("version query failed: {e}"),
-            "check `docker info`".to_string(),
-        )
-    })?;
-    let api = v.api_version.unwrap_or_default();
-    let mut parts = api.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let got = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    let detail = format!("engine {} API {api}", v.version.unwrap_or_default());
-    if got >= MIN_API {
-        Ok(detail)
-    } else {
-        Err((
-            format!("{detail} is older than API {}.{}", MIN_API.0, MIN_API.1),
-            "install a newer engine (Debian 12's docker.io 20.10 is the oldest supported)".into(),
-        ))
+    Ok(crate::backend::docker::engine_info(&docker)
+        .await
+        .describe())
+}
+
+/// Which Compose program runs a project (see `compose::cli`), and whether
+/// it gives a generated project's containers the MACs the file asks for on
+/// this engine: a program that cannot is a warning that says why.
+async fn compose_check() -> Outcome {
+    use crate::backend::compose_cli as cli;
+    let c = cli::detect()
+        .map_err(|e| explain(e, || format!("apt-get install docker-compose ({FIX})")))?;
+    let Ok(docker) = crate::backend::docker::connect().await else {
+        return Ok(format!("{}; MACs not checked: no engine", c.describe()));
+    };
+    let engine = crate::backend::docker::engine_info(&docker).await;
+    let api = crate::backend::docker::parse_api(&engine.api_max);
+    let env = std::env::var(cli::ENV_API).ok();
+    // a generated project's .env pins LEGACY_API; the variable wins over it
+    let dot_env = format!("{}={}\n", cli::ENV_API, cli::LEGACY_API);
+    let pin = cli::pinned_api(env.as_deref(), Some(&dot_env));
+    match cli::macs(&c, api, pin) {
+        cli::Macs::Right(how) => Ok(format!("{}; MACs right: {how}", c.describe())),
+        cli::Macs::Random(why) => Err((
+            format!("{} on API {}: MACs random", c.describe(), engine.api_max),
+            why,
+        )),
     }
 }
 
@@ -360,7 +367,7 @@ pub async fn fix(log_dir: &Path) -> Result<()> {
         // A host with docker-ce or a compose plugin from elsewhere keeps it:
         // docker.io would conflict with docker-ce.
         .filter(|p| !(*p == "docker.io" && host::which("dockerd").is_some()))
-        .filter(|p| !(*p == "docker-compose" && host::which("docker-compose").is_some()))
+        .filter(|p| !(*p == "docker-compose" && crate::backend::compose_cli::detect().is_ok()))
         .filter(|p| !dpkg_installed(p))
         .collect();
     if !missing.is_empty() {
@@ -582,7 +589,7 @@ mod tests {
         let cs = [
             check("root", Ok("uid 0".into())),
             check("debootstrap", Err(("missing".into(), "install it".into()))),
-            check("docker-compose", Err(("missing".into(), "optional".into()))),
+            check("compose", Err(("missing".into(), "optional".into()))),
         ];
         let t = render(&cs);
         assert!(t
@@ -590,6 +597,6 @@ mod tests {
             .next()
             .is_some_and(|l| l.starts_with("ok    root")));
         assert!(t.contains("FAIL  debootstrap"));
-        assert!(t.contains("WARN  docker-compose"));
+        assert!(t.contains("WARN  compose"));
     }
 }

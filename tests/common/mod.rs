@@ -183,3 +183,21 @@ impl Drop for Trace<'_> {
 pub fn failover_timeout(tb: &Testbed) -> Duration {
     Duration::from_millis(tb.topology.failover_timeout_ms)
 }
+
+/// The server line of a testbed (`redis-8.0`, `valkey-9.1`): the insta
+/// snapshot suffix of what its nodes report, so each line has its own
+/// reviewed snapshots.
+pub async fn server_line(tb: &Testbed) -> Result<String> {
+    let n = tb.topology.initial_master();
+    let info = testbed::client::info(tb.redis_addr(n), None, "server").await?;
+    testbed::normalize::server_line(&info)
+        .with_context(|| format!("INFO server of {} names no version: {info:?}", n.name))
+}
+
+/// insta settings whose snapshots carry `line` as their suffix
+/// (`failover__before_failover@valkey-8.1.snap`).
+pub fn snapshot_settings(line: &str) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_suffix(line);
+    s
+}

@@ -133,6 +133,26 @@ pub enum Cmd {
         #[arg(long, value_delimiter = ',')]
         only: Vec<BenchSection>,
     },
+    /// A second, modern Docker engine beside the host's (Debian SUITE's
+    /// docker.io in a cached root, private mount namespace, own socket).
+    Engine {
+        action: EngineAction,
+        /// Debian suite of the engine's root.
+        #[arg(long, default_value = "sid")]
+        suite: String,
+        /// up: run dockerd with --debug (its log shows every request path).
+        #[arg(long)]
+        debug: bool,
+        /// up: one more host path to bind at the same path inside the root (repeatable).
+        #[arg(long)]
+        bind: Vec<PathBuf>,
+        /// up: seconds to wait for the engine to answer.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// down: also remove the cached root.
+        #[arg(long)]
+        purge: bool,
+    },
     /// Create or remove the host segment (macvlan parent + shim) of a topology's
     /// Compose project, named as `cargo xtask up` names a testbed's.
     Segment {
@@ -203,6 +223,15 @@ pub enum BenchSection {
     Impair,
     /// How `up` and failover grow with nodes and with testbeds at once.
     Growth,
+}
+
+/// What `cargo xtask engine` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineAction {
+    Up,
+    Down,
+    Status,
+    Env,
 }
 
 /// What `cargo xtask segment` does.
@@ -613,6 +642,7 @@ mod tests {
             "repro",
             "bench",
             "segment",
+            "engine",
             "partitions",
             "events",
         ];

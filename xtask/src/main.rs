@@ -4,6 +4,7 @@
 mod bench;
 mod chaos;
 mod compose;
+mod engine;
 mod flags;
 mod netem;
 mod ops;

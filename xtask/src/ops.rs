@@ -141,6 +141,31 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             )
             .await?
         }
+        Cmd::Engine {
+            action,
+            suite,
+            debug,
+            bind,
+            timeout,
+            purge,
+        } => {
+            use crate::engine;
+            use crate::flags::EngineAction;
+            let e = engine::Engine::new(&suite)?;
+            match action {
+                EngineAction::Up => {
+                    let opts = engine::UpOpts {
+                        debug,
+                        binds: bind,
+                        timeout: std::time::Duration::from_secs(timeout),
+                    };
+                    engine::up(&e, &opts).await?
+                }
+                EngineAction::Down => engine::down(&e, purge).await?,
+                EngineAction::Status => engine::status(&e).await?,
+                EngineAction::Env => engine::env(&e).await?,
+            }
+        }
         Cmd::Chaos(c) => crate::chaos::run(c, &state_root).await?,
         Cmd::Bench { quick, runs, only } => {
             crate::netem::ensure()?;

@@ -35,7 +35,7 @@ fn verdict(ok: bool) -> &'static str {
 pub fn markdown(r: &Report, svg_name: &str) -> String {
     let e = &r.environment;
     let mut m = format!(
-        "Measured {date} on {cpus} × {cpu}, {mem:.0} GiB, {os}, kernel {kernel}; Docker {dv} (API {api}), docker-compose {dc}; host redis-server {hr}; testbed {tv}. {mode} run, {wall:.0} s wall time (bring-up {b:.0} s, failovers {f:.0} s).\n\n",
+        "Measured {date} on {cpus} × {cpu}, {mem:.0} GiB, {os}, kernel {kernel}; Docker {dv} (API {api}), compose: {dc}; host redis-server {hr}; testbed {tv}. {mode} run, {wall:.0} s wall time (bring-up {b:.0} s, failovers {f:.0} s).\n\n",
         date = e.date_utc,
         cpus = e.cpus,
         cpu = e.cpu_model,
