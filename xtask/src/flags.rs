@@ -643,6 +643,7 @@ mod tests {
             "bench",
             "segment",
             "engine",
+            "soak",
             "partitions",
             "events",
         ];
