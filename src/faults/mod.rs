@@ -9,6 +9,10 @@
 //!   read-back of what is in force);
 //! - `command`: one command sent to the servers or the sentinels as a
 //!   scenario step (`command`, `sentinel-command`).
+//! - `impair/`: degraded links — delay, loss, rate, flap (a userspace
+//!   daemon on an NFQUEUE, and htb in the kernel);
+//! - `clock`: clock jumps of one process (the testbed's clock shim);
+//! - `disk`: a sentinel's config folder made read-only.
 //!
 //! The verbs, their names and what ends each are the table of
 //! [`crate::model::verb`]; [`Testbed::apply`] carries out an [`Action`] (a
@@ -22,16 +26,20 @@
 //! cut off too (as when a server dies); starting the node again restarts its
 //! sentinel so it joins the new namespace.
 
+pub mod clock;
 mod command;
+mod disk;
+pub mod impair;
 mod partition;
 mod process;
 mod sentinel;
 mod server;
 
-pub use crate::model::action::{Action, PauseMode, SimulateFailure};
+pub use crate::model::action::{Action, PauseMode, Process, SimulateFailure};
 pub use crate::model::target::{parse_groups, Direction, Target};
 pub use crate::model::verb::Verb;
 pub use command::reply_text;
+pub use impair::{End, Impaired, Impairment};
 pub use partition::{Partition, PartitionKind, CHAIN};
 
 use crate::error::{Error, Result};
@@ -73,6 +81,38 @@ impl Testbed {
             Action::SentinelCommand { target, command } => {
                 self.sentinel_command(target, command).await
             }
+            Action::Delay {
+                a,
+                b,
+                ms,
+                jitter_ms,
+                direction,
+            } => self.delay(a, b, *ms, *jitter_ms, *direction).await,
+            Action::Loss {
+                a,
+                b,
+                percent,
+                direction,
+            } => self.loss(a, b, *percent, *direction).await,
+            Action::Rate {
+                a,
+                b,
+                kbit,
+                direction,
+            } => self.rate(a, b, *kbit, *direction).await,
+            Action::Flap {
+                a,
+                b,
+                up_ms,
+                down_ms,
+                direction,
+            } => self.flap(a, b, *up_ms, *down_ms, *direction).await,
+            Action::ClockJump {
+                target,
+                process,
+                seconds,
+            } => self.clock_jump(target, *process, *seconds).await,
+            Action::ConfigReadonly { target } => self.config_readonly(target).await,
             Action::Sleep { .. } | Action::Wait { .. } => Err(Error::State(format!(
                 "`{}` is a scenario step, not a fault",
                 a.verb()

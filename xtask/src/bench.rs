@@ -6,23 +6,26 @@
 //! Sections: bring-up to healthy (`up` vs the Compose project vs a seed-style
 //! Compose project; `bringup.rs`), failover phases per setting (`failover.rs`)
 //! against the same Redis as plain processes on loopback (`loopback.rs`), the
-//! fast Sentinel profiles, every offline image, the footprint. The samples
+//! fast Sentinel profiles, every offline image, the footprint; the precision
+//! of the link impairments (`impair.rs`). `--only` picks sections. The samples
 //! and their summaries: `report.rs` (JSON), the tables: `markdown.rs`, the
 //! picture: `svg.rs`, min/median/max and pair ratios: `stats.rs`.
 //!
 //! The parallel-repeats section (`parallel.rs`, also alone with
-//! `--parallel`): runs per minute of kill-master with 1, 2, 4, 8 testbeds at
+//! `--only parallel`): runs per minute of kill-master with 1, 2, 4 testbeds at
 //! once, through the pool of `repro --jobs`.
 //!
 //! Invariants: the bench removes everything it made (testbeds `bn-*`, the
 //! Compose testbeds `compose-bn-*`, the parallel section's `bp*-*`, loopback
 //! processes), also after a failed run, and touches nothing else: subnets
-//! 198.18.170-173.0/24 and, for the parallel section, the job slots
-//! 198.18.247-254.0/24, loopback ports 7001-7003 and 27001-27003. It asserts
+//! 198.18.170-174.0/24 and, for the parallel section, the job slots
+//! 198.18.250-253.0/24, loopback ports 7001-7003 and 27001-27003. It asserts
 //! nothing about timings: it reports.
 
 mod bringup;
 mod failover;
+mod growth;
+mod impair;
 mod loopback;
 mod markdown;
 pub mod parallel;
@@ -30,7 +33,8 @@ mod report;
 mod stats;
 mod svg;
 
-use anyhow::{bail, Context, Result};
+use crate::flags::BenchSection;
+use anyhow::{Context, Result};
 use bringup::ComposeProject;
 use report::{Plan, Report, Setting};
 use std::path::Path;
@@ -109,7 +113,13 @@ fn settings(p: &Plan) -> Vec<Setting> {
     ]
 }
 
-pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<()> {
+pub async fn run(
+    quick: bool,
+    runs: Option<usize>,
+    only: &[BenchSection],
+    state_root: &Path,
+) -> Result<()> {
+    let wanted = |s: BenchSection| only.is_empty() || only.contains(&s);
     // the bench prints its own lines; `up`'s progress lines would drown them
     std::env::set_var("TESTBED_QUIET", "1");
     let wall = Instant::now();
@@ -129,11 +139,10 @@ pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<
             .await
             .with_context(|| format!("image {}", s.name))?;
     }
-    for tool in ["docker-compose", "redis-server"] {
-        if testbed::host::which(tool).is_none() {
-            bail!("`{tool}` is not on PATH: apt-get install -y {tool}");
-        }
-    }
+    // what the bench needs beyond `up` (the host's redis-server for the
+    // loopback contender, a compose binary): checked, and installed by
+    // `doctor --fix`, before anything runs
+    testbed::doctor::ensure_for("bench", true, state_root).await?;
     let lo_dir = out_dir.join("loopback");
     loopback::kill_leftovers(&lo_dir);
     loopback::check_ports()?;
@@ -146,6 +155,13 @@ pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<
 
     let env = report::environment(&docker, loopback::host_version()).await;
     let mut rep = Report::new(env, plan.clone(), settings.clone());
+    if !wanted(BenchSection::Bringup) {
+        rep.plan.bringup_rounds = 0;
+        rep.plan.naive_rounds = 0;
+    }
+    if !wanted(BenchSection::Failover) {
+        rep.settings.clear();
+    }
     let result = measure(
         &docker,
         &mut rep,
@@ -157,16 +173,50 @@ pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<
     let cleaned = cleanup(&docker, [&t_up, &t_fo], [&t_cmp, &t_nv], state_root).await;
     result?;
     cleaned?;
-    let started = Instant::now();
-    rep.parallel = parallel::measure(quick, |l| say("parallel", l)).await?;
-    rep.section_wall_s
-        .insert("parallel".into(), started.elapsed().as_secs_f64());
+    if wanted(BenchSection::Impair) {
+        let started = Instant::now();
+        say("impair", "asked vs measured on bn-imp");
+        let r = impair::run(state_root).await;
+        testbed::teardown::down(&docker, Some(impair::NAME), state_root).await?;
+        rep.impair = Some(r?);
+        rep.section_wall_s
+            .insert("impair".into(), started.elapsed().as_secs_f64());
+    }
+    if wanted(BenchSection::Growth) {
+        let started = Instant::now();
+        say("growth", "3/5/9 nodes and 1/2/4 testbeds at once on bn-g*");
+        growth::cleanup(&docker, state_root).await?;
+        let rounds = if quick { 1 } else { runs.unwrap_or(3) };
+        let r = growth::run(rounds, state_root).await;
+        growth::cleanup(&docker, state_root).await?;
+        rep.growth = Some(r?);
+        rep.section_wall_s
+            .insert("growth".into(), started.elapsed().as_secs_f64());
+    }
+    if wanted(BenchSection::Parallel) {
+        let started = Instant::now();
+        rep.parallel = parallel::measure(quick, |l| say("parallel", l)).await?;
+        rep.section_wall_s
+            .insert("parallel".into(), started.elapsed().as_secs_f64());
+    }
 
     rep.wall_s = wall.elapsed().as_secs_f64();
     rep.summarise();
     let stamp = testbed::report::utc_compact(std::time::SystemTime::now());
     let base = out_dir.join(&stamp);
-    let md = markdown::markdown(&rep, &format!("{stamp}.svg"));
+    let mut md = markdown::markdown(&rep, &format!("{stamp}.svg"));
+    if let Some(i) = &rep.impair {
+        md += "\n";
+        md += &impair::markdown(i);
+    }
+    if let Some(g) = &rep.growth {
+        md += "\n";
+        md += &growth::markdown(g);
+    }
+    if !rep.parallel.is_empty() {
+        md += "\n";
+        md += &parallel::markdown(&rep.parallel);
+    }
     std::fs::write(
         base.with_extension("json"),
         serde_json::to_string_pretty(&rep)?,
@@ -179,31 +229,6 @@ pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<
         base.display(),
         rep.wall_s
     );
-    Ok(())
-}
-
-/// `bench --parallel`: only the parallel-repeats section, written to
-/// `target/testbed/bench/<UTC time>-parallel.{json,md}`.
-pub async fn run_parallel(quick: bool, state_root: &Path) -> Result<()> {
-    std::env::set_var("TESTBED_QUIET", "1");
-    anyhow::ensure!(
-        testbed::host::is_root(),
-        "the bench makes links and containers: run as root"
-    );
-    testbed::doctor::ensure_ready(true, state_root).await?;
-    let samples = parallel::measure(quick, |l| say("parallel", l)).await?;
-    let out_dir = state_root.join("bench");
-    std::fs::create_dir_all(&out_dir)?;
-    let stamp = testbed::report::utc_compact(std::time::SystemTime::now());
-    let base = out_dir.join(format!("{stamp}-parallel"));
-    let md = parallel::markdown(&samples);
-    std::fs::write(
-        base.with_extension("json"),
-        serde_json::to_string_pretty(&samples)?,
-    )?;
-    std::fs::write(base.with_extension("md"), &md)?;
-    println!("{md}");
-    println!("wrote {0}.json, {0}.md", base.display());
     Ok(())
 }
 

@@ -4,15 +4,18 @@
 mod bench;
 mod chaos;
 mod compose;
+mod engine;
 mod flags;
 mod matrix;
 mod matrix_md;
 mod merge;
+mod netem;
 mod ops;
 mod paths;
 mod pool;
 mod repro;
 mod segment;
+mod soak;
 
 use clap::Parser;
 
