@@ -177,7 +177,10 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             crate::repro::run(&args, &state_root).await?
         }
         // issue 11: the behaviour matrix and merged shards
-        Cmd::Matrix(args) => crate::matrix::run(&args, &state_root).await?,
+        Cmd::Matrix(args) => {
+            crate::netem::ensure()?;
+            crate::matrix::run(&args, &state_root).await?
+        }
         Cmd::Report {
             cmd: crate::flags::ReportCmd::Merge { dirs, out },
         } => crate::merge::run(&dirs, out.as_deref(), &state_root)?,
