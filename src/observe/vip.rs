@@ -38,9 +38,19 @@ impl Testbed {
             return Ok(None);
         }
         let dev = crate::model::render::paths::INTERFACE;
-        let out =
-            crate::backend::host::in_netns(pid, "ip", &["-o", "-4", "addr", "show", "dev", dev])
-                .await?;
+        let out = match crate::backend::host::in_netns(
+            pid,
+            "ip",
+            &["-o", "-4", "addr", "show", "dev", dev],
+        )
+        .await
+        {
+            Ok(o) => o,
+            // the container died between reading its pid and entering its
+            // namespace (a kill during sampling): it holds nothing now
+            Err(_) if self.pid(n).await.is_ok_and(|p| p != pid) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let vip = format!(" {}/", self.topology.vip);
         Ok(Some(out.contains(&vip)))
     }

@@ -194,6 +194,12 @@ fn dotted_measures_parse_and_their_mistakes_are_located() {
             "t.toml:2:12:",
             "compared for equality",
         ),
+        // a claim on a measure that does not exist
+        (
+            "[expect]\nfailovers = 1\nsdown_flaps = 2\n",
+            "t.toml:3:1:",
+            "is not a known measure",
+        ),
         (
             "[expect]\npromoted_node = \"node7\"\n",
             "t.toml:2:1:",

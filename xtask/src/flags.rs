@@ -240,6 +240,11 @@ pub struct MatrixArgs {
     /// files instead of bundles), e.g. docs/behaviour-matrix.md.
     #[arg(long)]
     pub doc: Option<PathBuf>,
+    /// Run nothing: join earlier runs' folders (target/testbed/matrix/<UTC>/,
+    /// e.g. one per image) into one matrix; a later run's cell replaces an
+    /// earlier one's.
+    #[arg(long, value_name = "DIR", num_args = 1.., conflicts_with_all = ["scenarios", "images"])]
+    pub join: Vec<PathBuf>,
 }
 
 /// `cargo xtask report ...`.

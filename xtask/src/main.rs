@@ -7,6 +7,7 @@ mod compose;
 mod engine;
 mod flags;
 mod matrix;
+mod matrix_join;
 mod matrix_md;
 mod merge;
 mod netem;

@@ -8,7 +8,7 @@
 //! scenario files).
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -21,7 +21,7 @@ use crate::paths::{resolve, root};
 use crate::pool::{self, Job, Layout};
 
 /// One scenario × image cell.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cell {
     pub scenario: String,
     pub image: String,
@@ -52,7 +52,7 @@ impl Cell {
 }
 
 /// The whole matrix (`matrix.json`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Matrix {
     pub date_utc: String,
     pub command: String,
@@ -67,7 +67,7 @@ pub struct Matrix {
     pub left_out: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioRow {
     pub name: String,
     pub file: String,
@@ -75,7 +75,7 @@ pub struct ScenarioRow {
     pub sources: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct MatrixEnv {
     pub docker: String,
     pub kernel: String,
@@ -88,6 +88,9 @@ pub struct MatrixEnv {
 }
 
 pub async fn run(args: &MatrixArgs, state_root: &Path) -> Result<()> {
+    if !args.join.is_empty() {
+        return crate::matrix_join::run(&args.join, args.doc.as_deref(), state_root);
+    }
     let files = scenario_files(&args.scenarios)?;
     let mut scenarios = Vec::new();
     for f in &files {
@@ -238,17 +241,23 @@ pub async fn run(args: &MatrixArgs, state_root: &Path) -> Result<()> {
     std::fs::write(dir.join("matrix.md"), crate::matrix_md::render(&m, false))?;
     println!("\nmatrix: {}", dir.join("matrix.md").display());
     if let Some(doc) = &args.doc {
-        let doc = if doc.is_relative() {
-            root().join(doc)
-        } else {
-            doc.clone()
-        };
-        if let Some(d) = doc.parent() {
-            std::fs::create_dir_all(d)?;
-        }
-        std::fs::write(&doc, crate::matrix_md::render(&m, true))?;
-        println!("document: {}", doc.display());
+        write_doc(doc, &m)?;
     }
+    Ok(())
+}
+
+/// Writes `m` as the committed document `doc` (relative: from the workspace root).
+pub fn write_doc(doc: &Path, m: &Matrix) -> Result<()> {
+    let doc = if doc.is_relative() {
+        root().join(doc)
+    } else {
+        doc.to_path_buf()
+    };
+    if let Some(d) = doc.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::write(&doc, crate::matrix_md::render(m, true))?;
+    println!("document: {}", doc.display());
     Ok(())
 }
 
