@@ -92,7 +92,8 @@ fn selected() -> Vec<(&'static str, On80)> {
 async fn run_one(file: &str, worker: usize) -> Result<RunResult> {
     let path = common::fixture("scenarios").join(file);
     let s = Scenario::from_file(&path)?;
-    let short: String = s.name.chars().take(19).collect();
+    // room for a TESTBED_TEST_PREFIX of up to 5 characters in 24
+    let short: String = s.name.chars().take(15).collect();
     let opts = RunOptions {
         testbed_name: common::name(&format!("lb{worker}-{}", short.trim_end_matches('-'))),
         subnet: common::slot(151 + worker as u8)?,
