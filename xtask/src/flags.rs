@@ -86,7 +86,8 @@ pub enum Cmd {
     },
     /// Build the offline images from Debian packages (cached).
     Image {
-        /// Images to build (default: the default image).
+        /// Images to build (default: the default image; testbed/clients:dev is
+        /// the client programs' image of `cargo xtask clients`).
         names: Vec<String>,
         /// Build every image of the catalog.
         #[arg(long)]

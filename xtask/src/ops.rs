@@ -158,9 +158,15 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 names
             };
             for n in names {
-                let info = testbed::image::ensure_image(&docker, &n, &state_root.join("images"))
-                    .await
-                    .with_context(|| format!("image {n}"))?;
+                let info = if n == testbed::backend::client_image::CLIENT_IMAGE {
+                    // the clients' image: its own recipe and cache (see `cargo xtask clients`)
+                    let cache = testbed::backend::client_image::cache_dir();
+                    testbed::backend::client_image::ensure(&docker, &crate::paths::root(), &cache)
+                        .await
+                } else {
+                    testbed::image::ensure_image(&docker, &n, &state_root.join("images")).await
+                }
+                .with_context(|| format!("image {n}"))?;
                 println!(
                     "{}  {:>4} MB  {}",
                     info.name,
