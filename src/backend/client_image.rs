@@ -75,6 +75,25 @@ pub const BUILD_TOOLS: &[(&str, &str)] = &[
     ("cargo", "rustup (https://rustup.rs)"),
 ];
 
+/// Whether the image is there and built from the current client programs.
+#[derive(Debug, Clone)]
+pub enum Status {
+    Missing,
+    /// Built from other client programs or another recipe.
+    Stale(ImageInfo),
+    Current(ImageInfo),
+}
+
+/// The image's [`Status`] against `workspace`'s `fixtures/clients`.
+pub async fn status(docker: &Docker, workspace: &Path) -> Result<Status> {
+    let hash = inputs_hash(&workspace.join("fixtures/clients")).await?;
+    Ok(match image::inspect(docker, CLIENT_IMAGE).await? {
+        None => Status::Missing,
+        Some(i) if i.labels.get(&label("hash")) == Some(&hash) => Status::Current(i),
+        Some(i) => Status::Stale(i),
+    })
+}
+
 /// What of [`BUILD_TOOLS`] is missing on this host, as `` `tool` (package) ``;
 /// pip is checked as `python3 -m pip`.
 pub fn missing_build_tools() -> Vec<String> {
@@ -579,7 +598,13 @@ pub async fn inputs_hash(fixtures: &Path) -> Result<String> {
         let prefix = format!("{}/", fixtures.display());
         manifest.push_str(&out.replace(&prefix, ""));
     }
-    let tmp = std::env::temp_dir().join(format!("testbed-clients-manifest-{}", std::process::id()));
+    // unique per call: tests hash in parallel threads of one process
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = std::env::temp_dir().join(format!(
+        "testbed-clients-manifest-{}-{n}",
+        std::process::id()
+    ));
     std::fs::write(&tmp, &manifest).map_err(|e| Error::io(&tmp, e))?;
     let out = host::run_async("sha256sum", &[&tmp.to_string_lossy()]).await;
     let _ = std::fs::remove_file(&tmp);

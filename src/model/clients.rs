@@ -196,7 +196,10 @@ mod tests {
         t.nodes[0].ip = "198.18.0.50".parse().unwrap();
         t.vip = "198.18.0.51".parse().unwrap();
         let ips = client_ips(&t, 2).unwrap();
-        assert_eq!(ips.iter().map(|i| i.octets()[3]).collect::<Vec<_>>(), [52, 53]);
+        assert_eq!(
+            ips.iter().map(|i| i.octets()[3]).collect::<Vec<_>>(),
+            [52, 53]
+        );
         // .50-.252 minus the VIP: 202 addresses; the gateway and shim never
         let all = client_ips(&Topology::default_topology(), 202).unwrap();
         assert!(!all.contains(&"198.18.0.253".parse().unwrap()));
@@ -210,7 +213,10 @@ mod tests {
         n.dedup();
         assert_eq!(n.len(), CLIENTS.len());
         let e = find("jedis").unwrap_err();
-        assert!(e.contains("`jedis`") && e.contains("go-redis-failover"), "{e}");
+        assert!(
+            e.contains("`jedis`") && e.contains("go-redis-failover"),
+            "{e}"
+        );
         assert_eq!(find("fred-sentinel").unwrap().language, "rust");
     }
 

@@ -8,6 +8,7 @@
 //! with typed, validated arguments (targets name nodes of its topology, or
 //! are refused), every expectation a known measure with a numeric bound.
 
+pub mod clients;
 mod evidence;
 mod parse;
 pub mod result;
@@ -38,6 +39,10 @@ pub struct Scenario {
     pub workload: Option<WorkloadSpec>,
     /// A client library under test, run beside the built-in workload.
     pub external: Option<ExternalSpec>,
+    /// More clients under test, all writing at once (`[[clients]]`; `cargo
+    /// xtask clients` fills it with its selection). Each is judged on its
+    /// own; none ends the run by crashing.
+    pub clients: Vec<ExternalSpec>,
     pub steps: Vec<Step>,
     pub expect: Vec<Expectation>,
 }
