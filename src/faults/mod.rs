@@ -6,7 +6,9 @@
 //!   `SIMULATE-FAILURE`) and `SENTINEL FAILOVER`;
 //! - `server`: a node's redis-server only (`DEBUG SLEEP`, `CLIENT PAUSE`);
 //! - `partition`: cuts between nodes (partition, isolate, heal, and the
-//!   read-back of what is in force).
+//!   read-back of what is in force);
+//! - `blackhole`: the client containers' packets to the nodes' sentinels
+//!   dropped (`sentinel-blackhole`), in the same netfilter chain.
 //!
 //! The verbs, their names and what ends each are the table of
 //! [`crate::model::verb`]; [`Testbed::apply`] carries out an [`Action`] (a
@@ -20,6 +22,7 @@
 //! cut off too (as when a server dies); starting the node again restarts its
 //! sentinel so it joins the new namespace.
 
+mod blackhole;
 mod partition;
 mod process;
 mod sentinel;
@@ -55,6 +58,7 @@ impl Testbed {
             Action::SentinelCrash { target } => self.sentinel_crash(target).await,
             Action::SentinelPause { target } => self.sentinel_pause(target).await,
             Action::SentinelResume { target } => self.sentinel_resume(target).await,
+            Action::SentinelBlackhole { target } => self.sentinel_blackhole(target).await,
             Action::SimulateFailure { target, mode } => self.simulate_failure(target, *mode).await,
             Action::DebugSleep { target, ms } => {
                 self.debug_sleep(target, Duration::from_millis(*ms)).await

@@ -11,7 +11,7 @@
 //! Output is read through an attach made before the start, so nothing it
 //! prints is lost, whatever the engine's log driver.
 
-use crate::backend::docker::{LABEL_KIND, LABEL_MANAGED, LABEL_NAME};
+use crate::backend::docker::{KIND_CLIENT, LABEL_CLIENT, LABEL_KIND, LABEL_MANAGED, LABEL_NAME};
 use crate::error::{Error, Result};
 use bollard::container::LogOutput;
 use bollard::models::{
@@ -28,11 +28,6 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
-
-/// The label naming the client program a container runs.
-pub const LABEL_CLIENT: &str = "io.redis-sentinel-testbed.client";
-/// `LABEL_KIND` of a client container.
-pub const KIND_CLIENT: &str = "client";
 
 /// What to start.
 pub struct Launch<'a> {

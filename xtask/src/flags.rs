@@ -245,6 +245,9 @@ pub enum Chaos {
     SentinelPause(Targets),
     /// Thaw or start the nodes' sentinel containers, whichever each needs.
     SentinelResume(Targets),
+    /// Drop the client containers' packets to the nodes' sentinels (no reset);
+    /// nodes and the host still reach them. `heal` ends it.
+    SentinelBlackhole(Targets),
     /// SENTINEL SIMULATE-FAILURE: the sentinel exits in the next failover it leads.
     SimulateFailure {
         /// crash-after-election or crash-after-promotion.
@@ -298,6 +301,7 @@ impl Chaos {
             | Chaos::SentinelCrash(t)
             | Chaos::SentinelPause(t)
             | Chaos::SentinelResume(t)
+            | Chaos::SentinelBlackhole(t)
             | Chaos::SimulateFailure { t, .. }
             | Chaos::DebugSleep { t, .. }
             | Chaos::ClientPause { t, .. } => &t.at,
@@ -330,6 +334,7 @@ impl Chaos {
             Chaos::SentinelCrash(t) => each(Verb::SentinelCrash, t),
             Chaos::SentinelPause(t) => each(Verb::SentinelPause, t),
             Chaos::SentinelResume(t) => each(Verb::SentinelResume, t),
+            Chaos::SentinelBlackhole(t) => each(Verb::SentinelBlackhole, t),
             Chaos::Partition {
                 a,
                 b,
