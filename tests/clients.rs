@@ -382,5 +382,6 @@ client_tests! {
     predis_sentinel => "predis-sentinel",
     go_redis_failover => "go-redis-failover",
     redis_rb_sentinel => "redis-rb-sentinel",
+    redis_rs_sentinel => "redis-rs-sentinel",
     fred_sentinel => "fred-sentinel",
 }

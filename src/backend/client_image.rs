@@ -12,7 +12,7 @@
 //! - npm packages by the host's `npm ci` from the committed package-lock.json,
 //!   PyPI wheels by the host's `pip install --require-hashes`, fred by the
 //!   host's `cargo build --locked` of `fixtures/clients/rust` (its own
-//!   Cargo.lock);
+//!   Cargo.lock; fred and redis-rs);
 //! - all of it copied into the trixie root: programs under `/clients`,
 //!   libraries and binaries under `/opt/clients`, one launcher per client in
 //!   `/opt/clients/bin` (on PATH); slimmed; imported.
@@ -239,7 +239,7 @@ async fn build(
         ],
     )
     .await?;
-    progress.step("cargo build --release --locked (fixtures/clients/rust, fred)");
+    progress.step("cargo build --release --locked (fixtures/clients/rust: fred, redis-rs)");
     let manifest = fixtures
         .join("rust/Cargo.toml")
         .to_string_lossy()
@@ -261,6 +261,7 @@ async fn build(
     )
     .await?;
     let fred_bin = Path::new(&target_dir).join("release/testbed-client-fred");
+    let redis_rs_bin = Path::new(&target_dir).join("release/redis-rs-sentinel");
 
     // 4. the image's root: a copy of the cached trixie root plus the clients
     progress.step("assembling the rootfs");
@@ -312,6 +313,7 @@ async fn build(
         .map_err(|e| Error::io(clients.join("node/node_modules"), e))?;
         copy(&go_bin, &opt.join("libexec/go-redis-failover"))?;
         copy(&fred_bin, &opt.join("libexec/fred-sentinel"))?;
+        copy(&redis_rs_bin, &opt.join("libexec/redis-rs-sentinel"))?;
         for c in CLIENTS {
             let p = opt.join("bin").join(c.name);
             std::fs::write(&p, format!("#!/bin/sh\nexec {} \"$@\"\n", c.exec))
@@ -324,6 +326,7 @@ async fn build(
         let npm = npm_versions(&fixtures.join("node/package-lock.json"))?;
         let pip = pip_versions(&fixtures.join("python/requirements.txt"))?;
         let cargo = cargo_version(&fixtures.join("rust/Cargo.lock"), "fred")?;
+        let redis_rs = cargo_version(&fixtures.join("rust/Cargo.lock"), "redis")?;
         progress.step(format!(
             "debian {} | go {} | npm {} | pip {} | fred {cargo}",
             debian.join(" "),
@@ -343,7 +346,10 @@ async fn build(
             (label("go-build-debian-sid"), go_debian.join(",")),
             (label("npm"), npm.join(",")),
             (label("pypi"), pip.join(",")),
-            (label("crates"), format!("fred={cargo}")),
+            (
+                label("crates"),
+                format!("fred={cargo},redis={redis_rs}"),
+            ),
             (format!("{LABEL_IMAGE}.built"), utc_now().await?),
         ];
         let mut changes: Vec<String> = labels

@@ -127,6 +127,14 @@ pub const CLIENTS: &[ClientProgram] = &[
         exec: "ruby /clients/ruby/redis_rb_sentinel.rb",
     },
     ClientProgram {
+        name: "redis-rs-sentinel",
+        language: "rust",
+        library: "redis-rs",
+        api: "SentinelClient::build(...), a new connection after a failed write",
+        discovery: Discovery::Sentinel,
+        exec: "/opt/clients/libexec/redis-rs-sentinel",
+    },
+    ClientProgram {
         name: "fred-sentinel",
         language: "rust",
         library: "fred",
