@@ -346,10 +346,7 @@ async fn build(
             (label("go-build-debian-sid"), go_debian.join(",")),
             (label("npm"), npm.join(",")),
             (label("pypi"), pip.join(",")),
-            (
-                label("crates"),
-                format!("fred={cargo},redis={redis_rs}"),
-            ),
+            (label("crates"), format!("fred={cargo},redis={redis_rs}")),
             (format!("{LABEL_IMAGE}.built"), utc_now().await?),
         ];
         let mut changes: Vec<String> = labels

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 mod markdown;
+pub mod matrix;
 pub mod svg;
 pub use markdown::render_markdown;
 

@@ -10,6 +10,7 @@
 
 pub mod clients;
 mod evidence;
+pub mod matrix;
 mod parse;
 pub mod result;
 pub mod run;

@@ -111,6 +111,9 @@ pub enum Cmd {
     /// Run a scenario file, each repetition on a fresh testbed; print PASS/FAIL per
     /// expectation and write a report bundle under target/testbed/reports/.
     Repro(ReproArgs),
+    /// The client matrix: each scenario with every selected client writing at
+    /// once on one testbed per run; writes target/testbed/clients/<UTC>/matrix.{md,json,svg}.
+    Clients(ClientsArgs),
     /// Measure bring-up (`up` vs docker-compose) and failover phases (per setting,
     /// per image, containers vs plain processes on loopback); write
     /// target/testbed/bench/<UTC time>.{json,md,svg}. Takes ~10 min (`--quick` ~2).
@@ -154,6 +157,31 @@ pub struct ReproArgs {
     /// The /24 of 198.18.0.0/16 its testbed uses (198.18.SLOT.0/24).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub slot: u8,
+}
+
+/// `cargo xtask clients`.
+#[derive(Debug, clap::Args)]
+pub struct ClientsArgs {
+    /// Scenario files (default: every file of fixtures/scenarios/clients/).
+    pub scenarios: Vec<PathBuf>,
+    /// Only these client programs (repeatable, or comma-separated; default: all).
+    #[arg(long)]
+    pub client: Vec<String>,
+    /// Runs per scenario; the matrix gives the median and range of the recovery.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// The first /24 of the ten it uses (198.18.SLOT.0/24 to SLOT+9).
+    #[arg(long, default_value_t = 210, value_parser = clap::value_parser!(u8).range(1..=245))]
+    pub slot: u8,
+    /// Each client's writes per second (TESTBED_RATE).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rate: u32,
+    /// Each client's command timeout in ms (TESTBED_TIMEOUT_MS).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub timeout_ms: u64,
+    /// Override the scenarios' server image (e.g. testbed/valkey:8.1).
+    #[arg(long)]
+    pub image: Option<String>,
 }
 
 /// What `cargo xtask segment` does.
@@ -435,6 +463,7 @@ mod tests {
             "image",
             "compose",
             "repro",
+            "clients",
             "bench",
             "segment",
             "partitions",

@@ -145,6 +145,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             crate::bench::run(quick, runs.map(|n| n as usize), &state_root).await?
         }
         Cmd::Repro(args) => crate::repro::run(&args, &state_root).await?,
+        Cmd::Clients(args) => crate::clients::run(&args, &state_root).await?,
         Cmd::Image { names, all } => {
             let docker = testbed::docker::connect().await?;
             let names: Vec<String> = if all {
