@@ -1,8 +1,15 @@
 //! The Compose project in compose/: it is the fresh rendering of the default
-//! topology, and Debian's docker-compose 1.29 brings it up as the testbed
-//! `cargo xtask up` makes — healthy by the same conditions, failing over the
-//! same way (promotion, VIP move, reconfig script) — and `down` plus
-//! `segment down` leave nothing behind.
+//! topology, and the Compose program this host has (`docker compose`,
+//! `docker-compose` v2 or 1.29; `TESTBED_COMPOSE` picks one) brings it up as
+//! the testbed `cargo xtask up` makes — healthy by the same conditions, the
+//! MACs `compose::cli::macs` predicts, failing over the same way
+//! (promotion, VIP move, reconfig script) — and `down` plus `segment down`
+//! leave nothing behind.
+//!
+//! With `TESTBED_TEST_PREFIX` set, the project run is not the committed one
+//! (198.18.0.0/24, the default topology's) but that of the default topology
+//! renamed and moved to the test's slot, rendered into the state folder, so
+//! that a second suite never touches a project of the first.
 
 mod common;
 
@@ -12,7 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use testbed::compose;
+use testbed::compose::{self, cli::ComposeCli};
 use testbed::faults::Target;
 use testbed::testbed::default_state_root;
 use testbed::{health, links, teardown, wait, ParseOptions, Testbed, Topology};
@@ -45,36 +52,55 @@ fn committed_project_is_the_rendering_of_the_default_topology() -> Result<()> {
     Ok(())
 }
 
+/// The topology whose project the test runs, and the project's folder:
+/// the committed one, or (with a prefix) a rendering into the state folder
+/// (which a second engine sees at the same path).
+fn project_of(state_root: &Path) -> Result<(Topology, PathBuf, bool)> {
+    let prefixed = std::env::var("TESTBED_TEST_PREFIX").is_ok_and(|p| !p.is_empty());
+    if !prefixed {
+        return Ok((default_topology()?, project_dir(), false));
+    }
+    let t = common::topology("t-cmp", 130)?;
+    let dir = state_root
+        .join("projects")
+        .join(compose::testbed_name(&t.name));
+    Ok((t, dir, true))
+}
+
 /// The running project; removes everything of it when dropped (success,
 /// failure and panic alike) unless disarmed after a checked removal.
 struct Project {
+    cli: ComposeCli,
     name: String,
+    dir: PathBuf,
+    /// A rendered project (prefixed run) is removed with the testbed.
+    rendered: bool,
     busybox: PathBuf,
     state_root: PathBuf,
     armed: bool,
 }
 
 impl Project {
-    /// `docker-compose -p <name> -f compose/docker-compose.yml <args>` with
-    /// the variables' defaults, except the busybox this host has.
+    /// `<compose> -p <name> -f <dir>/docker-compose.yml <args>` with the
+    /// variables' defaults, except the busybox this host has.
     fn compose(&self, args: &[&str]) -> Result<Output> {
-        let file = project_dir().join(compose::COMPOSE_FILE);
-        let mut cmd = Command::new("docker-compose");
-        cmd.args(["--no-ansi", "-p", &self.name, "-f"])
-            .arg(&file)
-            .args(args)
-            .env(compose::ENV_BUSYBOX, &self.busybox)
+        let file = self.dir.join(compose::COMPOSE_FILE);
+        let file = file.to_string_lossy();
+        let mut all = vec!["-p", &self.name, "-f", &file];
+        all.extend_from_slice(args);
+        let mut cmd = self.cli.command(&all);
+        cmd.env(compose::ENV_BUSYBOX, &self.busybox)
             .env_remove(compose::ENV_PARENT);
-        cmd.output().with_context(|| {
-            "cannot run docker-compose: install Debian's package (`apt-get install docker-compose`, or `cargo xtask doctor --fix`)"
-        })
+        cmd.output()
+            .with_context(|| format!("cannot run {}", self.cli.describe()))
     }
 
     fn compose_ok(&self, args: &[&str]) -> Result<Output> {
         let out = self.compose(args)?;
         ensure!(
             out.status.success(),
-            "docker-compose {} failed ({}):\n{}",
+            "{} {} failed ({}):\n{}",
+            self.cli.describe(),
             args.join(" "),
             out.status,
             String::from_utf8_lossy(&out.stderr)
@@ -84,11 +110,19 @@ impl Project {
 
     /// Removes whatever the project (or a crashed earlier run) left:
     /// compose's own `down`, then every object labelled with the testbed's
-    /// name, its links and its state directory.
+    /// name, its links and its state directory (and a rendered project).
     fn remove(&self) -> Result<()> {
-        let down = self.compose(&["down", "-v", "--remove-orphans", "-t", "0"]);
+        let down = if self.dir.join(compose::COMPOSE_FILE).is_file() {
+            self.compose(&["down", "-v", "--remove-orphans", "-t", "0"])
+                .map(drop)
+        } else {
+            Ok(())
+        };
         teardown::down_blocking(&self.name, self.state_root.clone())?;
-        down.map(|_| ())
+        if self.rendered && self.dir.exists() {
+            std::fs::remove_dir_all(&self.dir)?;
+        }
+        down
     }
 }
 
@@ -129,20 +163,21 @@ async fn docker_compose_up_gives_the_same_testbed_which_fails_over_and_down_leav
     let docker = testbed::docker::connect()
         .await
         .context("this test runs the compose project's containers and needs a Docker engine")?;
-    ensure!(
-        testbed::host::which("docker-compose").is_some(),
-        "docker-compose is not on PATH: `apt-get install docker-compose` (Debian's 1.29) or `cargo xtask doctor --fix`"
-    );
-    let t = default_topology()?;
+    let cli = compose::cli::detect()?;
+    let engine = testbed::docker::engine_info(&docker).await;
+    let state_root = default_state_root();
+    let (t, dir, rendered) = project_of(&state_root)?;
     let ct = compose::topology(&t)?;
     let names = compose::names(&t);
-    let state_root = default_state_root();
     // Compose cannot build the image: make sure it is there, as `up` does.
     let image = std::env::var(compose::ENV_IMAGE).unwrap_or_else(|_| t.image.clone());
     testbed::image::ensure_image(&docker, &image, &state_root.join("images")).await?;
 
     let mut project = Project {
+        cli: cli.clone(),
         name: ct.name.clone(),
+        dir: dir.clone(),
+        rendered,
         busybox: testbed::doctor::static_busybox()?,
         state_root: state_root.clone(),
         armed: true,
@@ -151,6 +186,33 @@ async fn docker_compose_up_gives_the_same_testbed_which_fails_over_and_down_leav
         .remove()
         .context("removing leftovers of an earlier run")?;
     testbed::testbed::interrupt::register(&ct.name, state_root.clone());
+    if rendered {
+        compose::write(&dir, &compose::render(&t, SOURCE)?)?;
+    }
+    let dot_env = std::fs::read_to_string(dir.join(".env")).ok();
+    let pin = compose::cli::pinned_api(
+        std::env::var(compose::cli::ENV_API).ok().as_deref(),
+        dot_env.as_deref(),
+    );
+    let engine_api = testbed::docker::parse_api(&engine.api_max);
+    let macs = compose::cli::macs(&cli, engine_api, pin);
+    println!(
+        "compose: {} on {} {} (API {}); project {} in {}",
+        cli.describe(),
+        engine.product,
+        engine.version,
+        engine.api_max,
+        ct.name,
+        dir.display()
+    );
+    if macs.is_right() {
+        println!("MACs: expected right: {}", macs.text());
+    } else {
+        println!(
+            "NOTE: this Compose program cannot give this engine's containers the MACs the file asks for: {}",
+            macs.text()
+        );
+    }
 
     let segment = compose::segment_up(&t, None, &state_root).await?;
     ensure!(segment.parent == names.parent, "{segment:?}");
@@ -175,9 +237,29 @@ async fn docker_compose_up_gives_the_same_testbed_which_fails_over_and_down_leav
         healthy.as_secs_f64()
     );
 
-    // The same testbed: MACs, shared namespaces, quorum, the VIP oracle.
+    // The same testbed: MACs as predicted (read from each interface, what
+    // ARP answers with), shared namespaces, quorum, the VIP oracle.
+    let status = tb.status().await?;
+    for s in &status.nodes {
+        ensure!(!s.mac.is_empty(), "no MAC read from {}'s interface", s.name);
+        ensure!(
+            s.mac_differs() != macs.is_right(),
+            "{} has MAC {} (the file asks for {}), but {} on {} API {} was expected to {}: {}",
+            s.name,
+            s.mac,
+            s.expected_mac,
+            cli.describe(),
+            engine.product,
+            engine.api_max,
+            if macs.is_right() {
+                "get it right"
+            } else {
+                "get a random one"
+            },
+            macs.text()
+        );
+    }
     for n in &ct.nodes {
-        testbed::containers::verify_mac(&docker, &names, n).await?;
         let s = docker
             .inspect_container(&names.sentinel(&n.name), None::<InspectContainerOptions>)
             .await?;
@@ -264,7 +346,7 @@ async fn docker_compose_up_gives_the_same_testbed_which_fails_over_and_down_leav
     ensure!(switched <= timeout, "switch took {switched:?}");
 
     // A run writes nothing into the project.
-    let drift = compose::check(&project_dir(), &compose::render(&t, SOURCE)?)?;
+    let drift = compose::check(&dir, &compose::render(&t, SOURCE)?)?;
     ensure!(drift.is_empty(), "the run changed compose/: {drift:?}");
 
     // Down, and nothing of the compose testbed is left.
@@ -273,6 +355,9 @@ async fn docker_compose_up_gives_the_same_testbed_which_fails_over_and_down_leav
     project.compose_ok(&["down", "-v", "-t", "2"])?;
     compose::segment_down(&docker, &t, &state_root).await?;
     project.armed = false;
+    if rendered {
+        std::fs::remove_dir_all(&dir)?;
+    }
 
     let left = teardown::containers(&docker, Some(&ct.name)).await?;
     ensure!(left.is_empty(), "containers left: {left:?}");

@@ -255,6 +255,10 @@ async fn snapshot_nodes(
 async fn info_replication_snapshots() -> Result<()> {
     let tb = common::up(common::topology("t-snap", 103)?).await?;
     let trace = common::Trace::new(&tb, "info_replication_snapshots");
+    // one set of snapshots per server line: Redis 7.0, 8.0 and Valkey differ
+    let line = common::server_line(&tb).await?;
+    println!("snapshots of the server line {line}");
+    let _snapshots = common::snapshot_settings(&line).bind_to_scope();
     let t = &tb.topology;
     let mut r = Redactor::new();
     for n in &t.nodes {
@@ -470,6 +474,25 @@ async fn second_failover() -> Result<()> {
     // all three sentinels agree again before the second fault
     tb.wait_healthy(&first_new, common::failover_timeout(&tb) * 2)
         .await?;
+    // Valkey 9.1 keeps a peer's `master_down` from the first failover (see
+    // health::peer_is_healthy): reported, not hidden
+    for n in &tb.topology.nodes {
+        let v = testbed::health::sentinel_view(&tb.topology, n)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if v.sentinel_flags.iter().any(|f| f.contains("master_down")) {
+            println!(
+                "NOTE: {}'s sentinel still flags a peer master_down after the first failover: {:?}",
+                n.name, v.sentinel_flags
+            );
+            tb.timeline.record(
+                Kind::Observation,
+                "testbed",
+                "stale-master-down",
+                format!("{}: {:?}", n.name, v.sentinel_flags),
+            );
+        }
+    }
     let epoch1 = epoch(&tb, &third).await?;
 
     let (t0, old2, new2) = kill_master(&tb).await?;

@@ -145,21 +145,24 @@ async fn up_is_healthy_and_down_leaves_nothing() -> Result<()> {
 #[tokio::test]
 async fn a_busy_subnet_is_refused_and_nothing_is_left() -> Result<()> {
     common::init_tracing();
-    // A second testbed on the subnet of a running one.
-    let first = common::up(common::topology("t-busy-a", 99)?).await?;
-    let second = common::topology("t-busy-b", 99)?;
+    // A second testbed on the subnet of a running one; names and subnet
+    // from the topologies (TESTBED_TEST_PREFIX renames and moves them).
+    let first = common::up(common::topology("t-busy-a", 111)?).await?;
+    let second = common::topology("t-busy-b", 111)?;
+    let (name, subnet) = (second.name.clone(), second.subnet);
+    ensure!(subnet == first.topology.subnet);
     let err = match testbed::Testbed::up(second, Default::default()).await {
         Ok(_) => anyhow::bail!("a second testbed on a busy subnet came up"),
         Err(e) => e.to_string(),
     };
-    ensure!(err.contains("subnet 198.18.99.0/24 is busy"), "{err}");
+    ensure!(err.contains(&format!("subnet {subnet} is busy")), "{err}");
     ensure!(err.contains("hint:"), "{err}");
-    let left = testbed::teardown::containers(&first.docker, Some("t-busy-b")).await?;
+    let left = testbed::teardown::containers(&first.docker, Some(&name)).await?;
     ensure!(left.is_empty(), "{left:?}");
     ensure!(!testbed::links::owned_links()
         .await?
         .iter()
-        .any(|l| l.testbed == "t-busy-b"));
+        .any(|l| l.testbed == name));
     first.down().await?;
     Ok(())
 }

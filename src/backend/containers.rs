@@ -25,6 +25,8 @@ pub struct NodeDirs {
     pub redis: PathBuf,
     pub sentinel: PathBuf,
     pub log: PathBuf,
+    /// The clock offset files of the node's two processes.
+    pub clock: PathBuf,
 }
 
 impl NodeDirs {
@@ -34,6 +36,7 @@ impl NodeDirs {
             redis: base.join("redis"),
             sentinel: base.join("sentinel"),
             log: base.join("log"),
+            clock: base.join("clock"),
         }
     }
 }
@@ -134,6 +137,7 @@ pub async fn create_redis(
             binds: Some(vec![
                 bind(tools, paths::BIN, true),
                 bind(&dirs.redis, paths::REDIS_DIR, false),
+                bind(&dirs.clock, paths::CLOCK_DIR, true),
             ]),
             ..Default::default()
         }),
@@ -177,6 +181,7 @@ pub async fn create_sentinel(
                 bind(&dirs.sentinel, paths::SENTINEL_DIR, false),
                 bind(script_dir, paths::SCRIPT_DIR, true),
                 bind(&dirs.log, paths::LOG_DIR, false),
+                bind(&dirs.clock, paths::CLOCK_DIR, true),
             ]),
             // The seed runs sentinel under supervisor with
             // autorestart=unexpected: restart on an unexpected exit only.

@@ -2,7 +2,6 @@
 //! Debian-family host: installing the packages the testbed shells out to and
 //! starting a Docker engine when none answers.
 
-use crate::backend::docker::MIN_API;
 use crate::backend::host;
 use crate::backend::progress::Progress;
 use crate::error::{Error, Result};
@@ -21,17 +20,35 @@ pub struct Check {
 }
 
 const FIX: &str = "or run `cargo xtask doctor --fix`";
-/// Only some tests need them (compose; the external-client scenarios; the
-/// client matrix), so their absence is a warning, not a failure.
-const OPTIONAL: &[&str] = &[
-    "docker-compose",
-    "redis-py",
-    "client-image-tools",
-    "client-image",
+/// Checks that only some commands need, and which: for the others their
+/// absence is a warning; the commands named here refuse to start without
+/// them (`ensure_for`). Every other check is needed by every command.
+const NEEDED_BY: &[(&str, &[&str])] = &[
+    ("compose", &["compose", "bench"]),
+    ("redis-py", &["repro of the redis-py scenarios"]),
+    ("redis-server", &["bench"]),
+    ("ping", &["the impairment tests"]),
+    (
+        "client-image-tools",
+        &["clients (the client matrix)", "the client tests"],
+    ),
+    (
+        "client-image",
+        &["clients (the client matrix)", "the client tests"],
+    ),
 ];
-/// Whether a failed check only warns (see [`OPTIONAL`]).
+
+/// The commands that need check `name` (empty: every command does).
+pub fn needed_by(name: &str) -> &'static [&'static str] {
+    NEEDED_BY
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(&[], |(_, c)| c)
+}
+
+/// Whether a failed check only warns (not every command needs it).
 pub fn is_optional(name: &str) -> bool {
-    OPTIONAL.contains(&name)
+    !needed_by(name).is_empty()
 }
 
 /// The redis-py of the shipped external client
@@ -47,6 +64,10 @@ const PACKAGES: &[&str] = &[
     "iptables",
     "docker-compose",
     "redis-tools",
+    // ping from the nodes' namespaces (the impairment tests and bench)
+    "iputils-ping",
+    // the bench's loopback contender: the same Redis as plain processes
+    "redis-server",
     // what builds the client image of `cargo xtask clients`
     "npm",
     "python3-pip",
@@ -130,11 +151,13 @@ pub async fn checks() -> Vec<Check> {
             ))
         },
     ));
-    out.push(check(
-        "docker-compose",
-        on_path("docker-compose", "docker-compose"),
-    ));
+    out.push(check("compose", compose_check().await));
     out.push(check("redis-py", redis_py_check()));
+    out.push(check(
+        "redis-server",
+        on_path("redis-server", "redis-server"),
+    ));
+    out.push(check("ping", on_path("ping", "iputils-ping")));
     out.extend(client_checks().await);
     out
 }
@@ -220,26 +243,37 @@ async fn install_redis_py(progress: &Progress) -> Result<()> {
 }
 
 async fn docker_check() -> Outcome {
+    // `connect` refuses an engine older than MIN_API with a hint.
     let docker = crate::backend::docker::connect()
         .await
         .map_err(|e| explain(e, || format!("start dockerd ({FIX})")))?;
-    let v = docker.version().await.map_err(|e| {
-        (
-            format!("version query failed: {e}"),
-            "check `docker info`".to_string(),
-        )
-    })?;
-    let api = v.api_version.unwrap_or_default();
-    let mut parts = api.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let got = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    let detail = format!("engine {} API {api}", v.version.unwrap_or_default());
-    if got >= MIN_API {
-        Ok(detail)
-    } else {
-        Err((
-            format!("{detail} is older than API {}.{}", MIN_API.0, MIN_API.1),
-            "install a newer engine (Debian 12's docker.io 20.10 is the oldest supported)".into(),
-        ))
+    Ok(crate::backend::docker::engine_info(&docker)
+        .await
+        .describe())
+}
+
+/// Which Compose program runs a project (see `compose::cli`), and whether
+/// it gives a generated project's containers the MACs the file asks for on
+/// this engine: a program that cannot is a warning that says why.
+async fn compose_check() -> Outcome {
+    use crate::backend::compose_cli as cli;
+    let c = cli::detect()
+        .map_err(|e| explain(e, || format!("apt-get install docker-compose ({FIX})")))?;
+    let Ok(docker) = crate::backend::docker::connect().await else {
+        return Ok(format!("{}; MACs not checked: no engine", c.describe()));
+    };
+    let engine = crate::backend::docker::engine_info(&docker).await;
+    let api = crate::backend::docker::parse_api(&engine.api_max);
+    let env = std::env::var(cli::ENV_API).ok();
+    // a generated project's .env pins LEGACY_API; the variable wins over it
+    let dot_env = format!("{}={}\n", cli::ENV_API, cli::LEGACY_API);
+    let pin = cli::pinned_api(env.as_deref(), Some(&dot_env));
+    match cli::macs(&c, api, pin) {
+        cli::Macs::Right(how) => Ok(format!("{}; MACs right: {how}", c.describe())),
+        cli::Macs::Random(why) => Err((
+            format!("{} on API {}: MACs random", c.describe(), engine.api_max),
+            why,
+        )),
     }
 }
 
@@ -387,7 +421,7 @@ pub async fn fix(log_dir: &Path) -> Result<()> {
         // A host with docker-ce or a compose plugin from elsewhere keeps it:
         // docker.io would conflict with docker-ce.
         .filter(|p| !(*p == "docker.io" && host::which("dockerd").is_some()))
-        .filter(|p| !(*p == "docker-compose" && host::which("docker-compose").is_some()))
+        .filter(|p| !(*p == "docker-compose" && crate::backend::compose_cli::detect().is_ok()))
         // an npm or a pip from elsewhere (nodesource, pyenv) serves as well
         .filter(|p| !(*p == "npm" && host::which("npm").is_some()))
         .filter(|p| {
@@ -479,18 +513,32 @@ async fn start_dockerd(log_dir: &Path, progress: &Progress) -> Result<()> {
     }
 }
 
-/// Checks, fixes when allowed and needed, and fails listing every check
-/// that still fails. A missing optional tool only logs a warning.
+/// What `cargo xtask up` needs (and every command with it): see
+/// [`ensure_for`].
 pub async fn ensure_ready(allow_fix: bool, log_dir: &Path) -> Result<()> {
+    ensure_for("up", allow_fix, log_dir).await
+}
+
+/// Checks what `command` needs, fixes when allowed and needed, and fails
+/// listing every needed check that still fails with the package to
+/// install; a missing tool another command needs only warns.
+pub async fn ensure_for(command: &str, allow_fix: bool, log_dir: &Path) -> Result<()> {
     let progress = Progress::new("doctor");
     let failed = |cs: Vec<Check>| -> Vec<Check> {
         cs.into_iter()
             .filter(|c| {
-                let optional = OPTIONAL.contains(&c.name);
-                if !c.ok && optional {
-                    progress.warn(format!("{}: {} ({})", c.name, c.detail, c.hint));
+                let needs = needed_by(c.name);
+                let needed = needs.is_empty() || needs.contains(&command);
+                if !c.ok && !needed {
+                    progress.warn(format!(
+                        "{}: {} ({}; needed by {})",
+                        c.name,
+                        c.detail,
+                        c.hint,
+                        needs.join(", ")
+                    ));
                 }
-                !c.ok && !optional
+                !c.ok && needed
             })
             .collect()
     };
@@ -524,7 +572,7 @@ pub async fn ensure_ready(allow_fix: bool, log_dir: &Path) -> Result<()> {
 
 /// A table of the checks for people: status, name, detail, hint.
 pub fn render(checks: &[Check]) -> String {
-    let status = |c: &Check| match (c.ok, OPTIONAL.contains(&c.name)) {
+    let status = |c: &Check| match (c.ok, is_optional(c.name)) {
         (true, _) => "ok",
         (false, true) => "WARN",
         (false, false) => "FAIL",
@@ -538,8 +586,14 @@ pub fn render(checks: &[Check]) -> String {
         .min(60);
     let mut out = String::new();
     for c in checks {
+        let needs = needed_by(c.name);
+        let who = if needs.is_empty() {
+            String::new()
+        } else {
+            format!("[needed by {}] ", needs.join(", "))
+        };
         let line = format!(
-            "{:<4}  {:<name_w$}  {:<detail_w$}  {}",
+            "{:<4}  {:<name_w$}  {:<detail_w$}  {who}{}",
             status(c),
             c.name,
             c.detail.replace('\n', " "),
@@ -594,7 +648,7 @@ mod tests {
         let cs = [
             check("root", Ok("uid 0".into())),
             check("debootstrap", Err(("missing".into(), "install it".into()))),
-            check("docker-compose", Err(("missing".into(), "optional".into()))),
+            check("compose", Err(("missing".into(), "optional".into()))),
         ];
         let t = render(&cs);
         assert!(t
@@ -602,6 +656,6 @@ mod tests {
             .next()
             .is_some_and(|l| l.starts_with("ok    root")));
         assert!(t.contains("FAIL  debootstrap"));
-        assert!(t.contains("WARN  docker-compose"));
+        assert!(t.contains("WARN  compose"));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod client_image;
+pub mod compose_cli;
 pub mod containers;
 pub mod docker;
 pub mod doctor;

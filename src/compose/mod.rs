@@ -1,8 +1,11 @@
 //! The testbed as a Docker Compose project (`compose/`): the compose file and
 //! every file it mounts, rendered from a topology for Debian's
-//! docker-compose 1.29 (file format 2.4). Writing the project and checking a
-//! committed one against a fresh rendering: `files.rs`; the host segment
-//! (macvlan parent + shim) a compose user sets up once: `segment.rs`.
+//! docker-compose 1.29 (file format 2.4), which Compose v2 runs too. Writing
+//! the project and checking a committed one against a fresh rendering:
+//! `files.rs`; the host segment (macvlan parent + shim) a compose user sets
+//! up once: `segment.rs`; which Compose program runs it, and whether it gets
+//! the MACs right on an engine: `backend/compose_cli.rs` (re-exported as
+//! `compose::cli`).
 //!
 //! The project is the testbed `compose-<name>` (see [`topology`]): its
 //! configs are exactly what `cargo xtask up` renders for that testbed, its
@@ -276,7 +279,9 @@ fn compose_file(t: &Topology, source: &str) -> Result<String> {
 # redis-sentinel containers on a macvlan segment ({subnet}), each sentinel in
 # its redis container's network namespace, and the VIP {vip} on the initial
 # master {master}, moved by the sentinels' reconfig script. For Debian's
-# docker-compose 1.29 (file format 2.4). Before `docker-compose up -d`:
+# docker-compose 1.29 (file format 2.4); Compose v2 (`docker compose`) runs it
+# too. Each container's MAC is 02:42 + its IP (see .env for 1.29 on an engine
+# with API >= 1.44). Before `docker-compose up -d`:
 #   1. the image exists:   cargo xtask image   (or {ENV_IMAGE}=<a registry image>)
 #   2. the segment exists: cargo xtask segment up   (by hand: README.md)
 # Variables, with their defaults:
@@ -370,11 +375,18 @@ services:
     Ok(y)
 }
 
+/// The project's `.env`: its name, and the API pin that gives docker-compose
+/// 1.x the right MACs on an engine with API >= 1.44 (Compose v2 ignores it).
 fn dot_env(t: &Topology, header: &str) -> String {
     format!(
         "{header}# docker-compose reads this file from the project directory. Container and
 # network names are fixed in {COMPOSE_FILE}; this fixes the project's.
 COMPOSE_PROJECT_NAME={}
+# docker-compose 1.x only (v2 ignores it): from API 1.44 on, an engine ignores
+# the container-wide MAC address 1.x sends (services.*.mac_address) and the
+# containers get random MACs; at {LEGACY_API} (Docker 20.10's API, still served by
+# Docker 28) the engine gives each container the MAC the file asks for.
+COMPOSE_API_VERSION={LEGACY_API}
 ",
         t.name
     )
@@ -441,7 +453,8 @@ fn readme(t: &Topology, source: &str) -> String {
 `{COMPOSE_FILE}` starts the testbed `{name}`: {n} redis-server and {n}
 redis-sentinel containers on a macvlan segment {subnet}, each sentinel in its
 redis container's network namespace, the VIP {vip} on the initial master
-{master}. It is written for docker-compose 1.29 (Debian's package).
+{master}. It is written for docker-compose 1.29 (Debian's package); Compose
+v2 (`docker compose`, or `docker-compose` 2.x) runs it too.
 
 Once per machine (as root):
 
@@ -474,6 +487,8 @@ other variables: see the section \"Compose\" of the repository's README.md.
     )
 }
 
+pub use crate::backend::compose_cli as cli;
+pub use crate::backend::compose_cli::LEGACY_API;
 mod files;
 mod segment;
 

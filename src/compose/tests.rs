@@ -160,3 +160,26 @@ fn write_refuses_a_directory_that_is_no_project() {
     assert!(dir.join("notes.txt").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn dot_env_pins_the_legacy_api_so_that_macs_survive_modern_engines() {
+    let files = render(&fixture(), "x").unwrap();
+    let env = &get(&files, ".env").contents;
+    assert!(
+        env.contains("COMPOSE_PROJECT_NAME=compose-testbed\n"),
+        "{env}"
+    );
+    let pin = cli::pinned_api(None, Some(env)).expect("a COMPOSE_API_VERSION line");
+    assert_eq!(format!("{}.{}", pin.0, pin.1), LEGACY_API);
+    assert!(pin < cli::ENDPOINT_MAC_API);
+    // every setting line is KEY=VALUE (docker-compose 1.29 and v2 parse it)
+    for l in env.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (k, v) = l.split_once('=').unwrap();
+        assert!(k.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{l}");
+        assert!(!v.is_empty() && !v.contains(' '), "{l}");
+    }
+    // the MAC stays a service key (format 2.4), never a per-network one
+    let y = &get(&files, COMPOSE_FILE).contents;
+    assert_eq!(y.matches("\n    mac_address: ").count(), 3);
+    assert!(!y.contains("\n        mac_address: "));
+}

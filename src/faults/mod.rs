@@ -7,6 +7,10 @@
 //! - `server`: a node's redis-server only (`DEBUG SLEEP`, `CLIENT PAUSE`);
 //! - `partition`: cuts between nodes (partition, isolate, heal, and the
 //!   read-back of what is in force);
+//! - `impair/`: degraded links — delay, loss, rate, flap (a userspace
+//!   daemon on an NFQUEUE, and htb in the kernel);
+//! - `clock`: clock jumps of one process (the testbed's clock shim);
+//! - `disk`: a sentinel's config folder made read-only.
 //! - `blackhole`: the client containers' packets to the nodes' sentinels
 //!   dropped (`sentinel-blackhole`), in the same netfilter chain.
 //!
@@ -23,14 +27,18 @@
 //! sentinel so it joins the new namespace.
 
 mod blackhole;
+pub mod clock;
+mod disk;
+pub mod impair;
 mod partition;
 mod process;
 mod sentinel;
 mod server;
 
-pub use crate::model::action::{Action, PauseMode, SimulateFailure};
+pub use crate::model::action::{Action, PauseMode, Process, SimulateFailure};
 pub use crate::model::target::{parse_groups, Direction, Target};
 pub use crate::model::verb::Verb;
+pub use impair::{End, Impaired, Impairment};
 pub use partition::{Partition, PartitionKind, CHAIN};
 
 use crate::error::{Error, Result};
@@ -67,6 +75,38 @@ impl Testbed {
                 self.client_pause(target, Duration::from_millis(*ms), *mode)
                     .await
             }
+            Action::Delay {
+                a,
+                b,
+                ms,
+                jitter_ms,
+                direction,
+            } => self.delay(a, b, *ms, *jitter_ms, *direction).await,
+            Action::Loss {
+                a,
+                b,
+                percent,
+                direction,
+            } => self.loss(a, b, *percent, *direction).await,
+            Action::Rate {
+                a,
+                b,
+                kbit,
+                direction,
+            } => self.rate(a, b, *kbit, *direction).await,
+            Action::Flap {
+                a,
+                b,
+                up_ms,
+                down_ms,
+                direction,
+            } => self.flap(a, b, *up_ms, *down_ms, *direction).await,
+            Action::ClockJump {
+                target,
+                process,
+                seconds,
+            } => self.clock_jump(target, *process, *seconds).await,
+            Action::ConfigReadonly { target } => self.config_readonly(target).await,
             Action::Sleep { .. } | Action::Wait { .. } => Err(Error::State(format!(
                 "`{}` is a scenario step, not a fault",
                 a.verb()

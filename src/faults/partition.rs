@@ -323,21 +323,32 @@ impl Testbed {
         Ok(out)
     }
 
-    /// Removes every partition in every running node (idempotent: nodes
-    /// without rules, down, or restarted into a new namespace are skipped).
-    /// Returns the action's time; the recorded detail lists what was removed.
+    /// Removes every partition and every impairment in every running node
+    /// (idempotent: nodes without rules, down, or restarted into a new
+    /// namespace are skipped). Returns the action's time; the recorded
+    /// detail lists what was removed.
     pub async fn heal(&self) -> Result<f64> {
         let before = self.partitions().await?;
-        let detail = if before.is_empty() {
-            "nothing was cut".to_string()
-        } else {
-            before
+        let impaired = self.impairments().await?;
+        let clocks = self.clocks().await?;
+        let readonly = self.readonly_configs().await?;
+        let mut what: Vec<String> = before.iter().map(Partition::to_string).collect();
+        what.extend(impaired.iter().map(|i| i.to_string()));
+        what.extend(clocks.iter().map(|c| c.to_string()));
+        what.extend(
+            readonly
                 .iter()
-                .map(Partition::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
+                .map(|n| format!("{n} sentinel config read-only")),
+        );
+        let detail = if what.is_empty() {
+            "nothing was cut or impaired".to_string()
+        } else {
+            what.join("; ")
         };
         let t = self.record_verb(Verb::Heal, &[], &detail);
+        self.heal_impairments().await?;
+        self.heal_clocks().await?;
+        self.heal_configs().await?;
         for n in &self.topology.nodes {
             let pid = self.pid(n).await?;
             if pid == 0 {

@@ -74,6 +74,40 @@ pub enum Action {
         ms: u64,
         mode: PauseMode,
     },
+    Delay {
+        a: Vec<Target>,
+        b: Vec<Target>,
+        ms: u64,
+        jitter_ms: u64,
+        direction: Direction,
+    },
+    Loss {
+        a: Vec<Target>,
+        b: Vec<Target>,
+        percent: f64,
+        direction: Direction,
+    },
+    Rate {
+        a: Vec<Target>,
+        b: Vec<Target>,
+        kbit: u64,
+        direction: Direction,
+    },
+    Flap {
+        a: Vec<Target>,
+        b: Vec<Target>,
+        up_ms: u64,
+        down_ms: u64,
+        direction: Direction,
+    },
+    ClockJump {
+        target: Target,
+        process: Process,
+        seconds: f64,
+    },
+    ConfigReadonly {
+        target: Target,
+    },
     /// Observation time.
     Sleep {
         ms: u64,
@@ -107,6 +141,12 @@ impl Action {
             Action::SimulateFailure { .. } => Verb::SimulateFailure,
             Action::DebugSleep { .. } => Verb::DebugSleep,
             Action::ClientPause { .. } => Verb::ClientPause,
+            Action::Delay { .. } => Verb::Delay,
+            Action::Loss { .. } => Verb::Loss,
+            Action::Rate { .. } => Verb::Rate,
+            Action::Flap { .. } => Verb::Flap,
+            Action::ClockJump { .. } => Verb::ClockJump,
+            Action::ConfigReadonly { .. } => Verb::ConfigReadonly,
             Action::Sleep { .. } => Verb::Sleep,
             Action::Wait { .. } => Verb::Wait,
         }
@@ -129,8 +169,14 @@ impl Action {
             | Action::SentinelBlackhole { target }
             | Action::SimulateFailure { target, .. }
             | Action::DebugSleep { target, .. }
-            | Action::ClientPause { target, .. } => vec![target],
-            Action::Partition { a, b, .. } => a.iter().chain(b).collect(),
+            | Action::ClientPause { target, .. }
+            | Action::ClockJump { target, .. }
+            | Action::ConfigReadonly { target } => vec![target],
+            Action::Partition { a, b, .. }
+            | Action::Delay { a, b, .. }
+            | Action::Loss { a, b, .. }
+            | Action::Rate { a, b, .. }
+            | Action::Flap { a, b, .. } => a.iter().chain(b).collect(),
             Action::Failover { via } => via.iter().collect(),
             Action::Heal | Action::Sleep { .. } | Action::Wait { .. } => vec![],
         }
@@ -151,6 +197,7 @@ impl Action {
             Verb::SentinelPause => Action::SentinelPause { target },
             Verb::SentinelResume => Action::SentinelResume { target },
             Verb::SentinelBlackhole => Action::SentinelBlackhole { target },
+            Verb::ConfigReadonly => Action::ConfigReadonly { target },
             _ => return None,
         })
     }
@@ -185,6 +232,34 @@ impl FromStr for SimulateFailure {
             _ => Err(format!(
                 "`{s}`: want crash-after-election or crash-after-promotion"
             )),
+        }
+    }
+}
+
+/// One of a node's two processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Process {
+    Redis,
+    Sentinel,
+}
+
+impl Process {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Process::Redis => "redis",
+            Process::Sentinel => "sentinel",
+        }
+    }
+}
+
+impl FromStr for Process {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "redis" => Ok(Process::Redis),
+            "sentinel" => Ok(Process::Sentinel),
+            _ => Err(format!("`{s}`: want redis or sentinel")),
         }
     }
 }
@@ -325,7 +400,10 @@ mod tests {
                     assert!(
                         matches!(
                             i.verb,
-                            Verb::SimulateFailure | Verb::DebugSleep | Verb::ClientPause
+                            Verb::SimulateFailure
+                                | Verb::DebugSleep
+                                | Verb::ClientPause
+                                | Verb::ClockJump
                         ),
                         "{}",
                         i.name

@@ -22,6 +22,11 @@ pub mod paths {
     pub const LOG_DIR: &str = "/testbed/log";
     /// The call log, one line per script run.
     pub const CALL_LOG: &str = "/testbed/log/reconfig.log";
+    /// Read-only: this node's clock offset files (`redis.offset`,
+    /// `sentinel.offset`), which the host rewrites for a clock jump.
+    pub const CLOCK_DIR: &str = "/testbed/clock";
+    /// The clock shim, when the testbed has one (preloaded by the launchers).
+    pub const CLOCK_SHIM: &str = "/testbed/bin/libtestbed_clock.so";
     /// The interface of a container on the macvlan network.
     pub const INTERFACE: &str = "eth0";
     /// The PATH inside every container: busybox tools come first.
@@ -172,6 +177,11 @@ exit 1
 
 /// Starts redis-server or valkey-server, whichever the image has.
 pub const START_REDIS: &str = r#"#!/testbed/bin/sh
+# the testbed's clock shim, when it brought one: the wall clock of this
+# process can then be shifted from the host (a clock jump)
+if [ -f /testbed/bin/libtestbed_clock.so ] && [ -f /testbed/clock/redis.offset ]; then
+    export LD_PRELOAD=/testbed/bin/libtestbed_clock.so TESTBED_CLOCK_FILE=/testbed/clock/redis.offset
+fi
 for b in redis-server valkey-server; do
     if command -v "$b" >/dev/null 2>&1; then exec "$b" /testbed/redis/redis.conf; fi
 done
@@ -181,6 +191,9 @@ exit 127
 
 /// Starts the sentinel with whatever binary the image has.
 pub const START_SENTINEL: &str = r#"#!/testbed/bin/sh
+if [ -f /testbed/bin/libtestbed_clock.so ] && [ -f /testbed/clock/sentinel.offset ]; then
+    export LD_PRELOAD=/testbed/bin/libtestbed_clock.so TESTBED_CLOCK_FILE=/testbed/clock/sentinel.offset
+fi
 for b in redis-sentinel valkey-sentinel; do
     if command -v "$b" >/dev/null 2>&1; then exec "$b" /testbed/sentinel/sentinel.conf; fi
 done

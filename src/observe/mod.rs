@@ -5,6 +5,7 @@
 pub mod health;
 pub mod normalize;
 pub mod phases;
+pub mod probe;
 pub mod roles;
 pub mod timeline;
 pub mod vip;

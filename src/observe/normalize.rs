@@ -160,6 +160,19 @@ fn replid(v: &str) -> String {
     }
 }
 
+/// The server line of an `INFO server` answer, for per-line snapshots:
+/// `valkey-8.1` (Valkey also reports `redis_version`, its compatibility
+/// level, so `valkey_version` wins) or `redis-8.0`.
+pub fn server_line(info_server: &BTreeMap<String, String>) -> Option<String> {
+    let (product, v) = match info_server.get("valkey_version") {
+        Some(v) => ("valkey", v),
+        None => ("redis", info_server.get("redis_version")?),
+    };
+    let mut parts = v.split('.');
+    let (major, minor) = (parts.next()?, parts.next()?);
+    Some(format!("{product}-{major}.{minor}"))
+}
+
 /// A map as `key: value` lines (stable order), for snapshots.
 pub fn lines(m: &BTreeMap<String, String>) -> String {
     m.iter().map(|(k, v)| format!("{k}: {v}\n")).collect()
@@ -168,6 +181,24 @@ pub fn lines(m: &BTreeMap<String, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_lines_name_the_product_and_its_minor_version() {
+        let info = |t: &str| crate::backend::client::parse_info(t);
+        assert_eq!(
+            server_line(&info("redis_version:8.0.2\nredis_mode:standalone\n")).as_deref(),
+            Some("redis-8.0")
+        );
+        assert_eq!(
+            server_line(&info(
+                "redis_version:7.2.4\nserver_name:valkey\nvalkey_version:9.1.2\n"
+            ))
+            .as_deref(),
+            Some("valkey-9.1")
+        );
+        assert_eq!(server_line(&info("redis_version:7\n")), None);
+        assert_eq!(server_line(&info("uptime_in_seconds:3\n")), None);
+    }
 
     #[test]
     fn info_replication_is_stable_across_runs() {

@@ -3,7 +3,8 @@
 //! The oracle holds for a node when all of these hold at once: the VIP is
 //! configured on exactly that node's interface (every running node's network
 //! namespace is inspected from the host), the sentinels report that node as
-//! master, the host's neighbour entry for the VIP carries that node's MAC,
+//! master, the host's neighbour entry for the VIP carries the MAC of that
+//! node's interface (read in its namespace, not derived from its IP),
 //! and a new connection to the VIP answers `role:master` with its run id.
 
 use crate::backend::links;
@@ -73,7 +74,13 @@ impl Testbed {
                 expected.ip
             ));
         }
-        let want_mac = mac_for(expected.ip);
+        // the MAC its interface has (what it answers ARP with), which is the
+        // one the testbed asked for unless the engine or Compose program
+        // gave it another (see compose::cli::macs)
+        let want_mac = match self.mac(expected).await {
+            Ok(Some(m)) => m,
+            _ => mac_for(expected.ip),
+        };
         match links::neighbour_mac(self.topology.vip, &self.names.shim).await {
             Ok(Some(m)) if m.eq_ignore_ascii_case(&want_mac) => {}
             Ok(other) => problems.push(format!(

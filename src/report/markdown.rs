@@ -261,9 +261,13 @@ fn environment_section(s: &mut String, env: &Environment) {
             },
         ),
         (
-            "docker",
-            format!("{} (API {})", env.docker_version, env.docker_api),
+            "engine",
+            format!(
+                "{} {} at `{}`, API {} used (engine max {})",
+                env.engine, env.docker_version, env.docker_host, env.docker_api, env.docker_api_max
+            ),
         ),
+        ("compose", env.compose.clone()),
         ("kernel", env.kernel.clone()),
         ("os", env.os.clone()),
         ("testbed", env.testbed_version.clone()),

@@ -23,8 +23,19 @@ pub use markdown::render_markdown;
 /// Where and with what a run happened.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Environment {
+    /// `Docker Engine` or `Podman Engine` (what `GET /version` says).
+    pub engine: String,
     pub docker_version: String,
+    /// The API version the testbed's requests carried (negotiated: the
+    /// lower of the engine's newest and bollard's).
     pub docker_api: String,
+    /// The engine's newest API version.
+    pub docker_api_max: String,
+    /// `DOCKER_HOST`, or the default socket.
+    pub docker_host: String,
+    /// The Compose program this host runs projects with
+    /// (`docker-compose 1.29.2 (v1, Python)`), or `none (why)`.
+    pub compose: String,
     pub kernel: String,
     pub os: String,
     /// Crate version and, when known, the git commit (`+dirty` with
@@ -45,11 +56,13 @@ pub struct Environment {
 /// Asks the engine and git; what cannot be found is `unknown`, never an error.
 pub async fn environment(docker: &Docker, run: &RunResult) -> Environment {
     let unknown = || "unknown".to_string();
-    let (mut docker_version, mut docker_api, mut kernel, mut os) =
-        (unknown(), unknown(), unknown(), unknown());
+    let engine = crate::backend::docker::engine_info(docker).await;
+    let compose = match crate::backend::compose_cli::detect() {
+        Ok(c) => c.describe(),
+        Err(e) => format!("none ({e})"),
+    };
+    let (mut kernel, mut os) = (unknown(), unknown());
     if let Ok(v) = docker.version().await {
-        docker_version = v.version.unwrap_or_else(unknown);
-        docker_api = v.api_version.unwrap_or_else(unknown);
         kernel = v.kernel_version.unwrap_or_else(unknown);
         os = format!(
             "{}/{}",
@@ -86,8 +99,12 @@ pub async fn environment(docker: &Docker, run: &RunResult) -> Environment {
         |s| s.product,
     );
     Environment {
-        docker_version,
-        docker_api,
+        engine: engine.product,
+        docker_version: engine.version,
+        docker_api: engine.api_used,
+        docker_api_max: engine.api_max,
+        docker_host: engine.host,
+        compose,
         kernel,
         os,
         testbed_version: testbed_version().await,

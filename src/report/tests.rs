@@ -5,8 +5,12 @@ use std::time::Duration;
 
 fn env() -> Environment {
     Environment {
+        engine: "Docker Engine".into(),
         docker_version: "20.10.24".into(),
         docker_api: "1.41".into(),
+        docker_api_max: "1.41".into(),
+        docker_host: "unix:///var/run/docker.sock".into(),
+        compose: "docker-compose 1.29.2 (v1, Python)".into(),
         kernel: "6.18.0".into(),
         os: "Debian GNU/Linux 12 (bookworm)".into(),
         testbed_version: "0.1.0 @ abc1234".into(),
@@ -63,7 +67,10 @@ fn the_markdown_has_the_rate_and_the_expectation_table() {
         "{md}"
     );
     assert!(md.contains(&format!("```sh\n{cmd}\n```")), "{md}");
-    assert!(md.contains("| docker | 20.10.24 (API 1.41) |"), "{md}");
+    assert!(
+        md.contains("| engine | Docker Engine 20.10.24 at `unix:///var/run/docker.sock`, API 1.41 used (engine max 1.41) |"),
+        "{md}"
+    );
     // the timeline is relative to the fault: the kill is at 0
     assert!(
         md.lines()
@@ -232,4 +239,25 @@ fn an_external_client_gets_its_section_lanes_and_files() {
     assert_eq!(h.lines().count(), 60);
     assert!(dir.join("run-1/logs/redis-py.stderr.log").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_environment_names_the_engine_the_api_used_and_the_compose_program() {
+    let cmd = "cargo xtask repro fixtures/scenarios/kill-master.toml";
+    let mut e = env();
+    e.engine = "Docker Engine".into();
+    e.docker_version = "28.5.2".into();
+    e.docker_api = "1.51".into();
+    e.docker_api_max = "1.51".into();
+    e.docker_host = "unix:///run/redis-sentinel-testbed/engine-sid/docker.sock".into();
+    e.compose = "docker compose 2.40.3 (v2 plugin)".into();
+    let md = render_markdown(&three_runs(), &[], &e, cmd);
+    assert!(
+        md.contains("| engine | Docker Engine 28.5.2 at `unix:///run/redis-sentinel-testbed/engine-sid/docker.sock`, API 1.51 used (engine max 1.51) |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| compose | docker compose 2.40.3 (v2 plugin) |"),
+        "{md}"
+    );
 }

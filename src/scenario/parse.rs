@@ -73,6 +73,13 @@ struct RawStep {
     one_way: Option<Spanned<bool>>,
     mode: Option<Spanned<String>>,
     ms: Option<Spanned<u64>>,
+    jitter_ms: Option<Spanned<u64>>,
+    percent: Option<Spanned<f64>>,
+    seconds: Option<Spanned<f64>>,
+    process: Option<Spanned<String>>,
+    kbit: Option<Spanned<u64>>,
+    up_ms: Option<Spanned<u64>>,
+    down_ms: Option<Spanned<u64>>,
     until: Option<Spanned<String>>,
     timeout_ms: Option<Spanned<u64>>,
 }
@@ -334,11 +341,18 @@ fn keys_of(verb: Verb) -> &'static [&'static str] {
             _ => &[],
         },
         Aim::Groups => &["a", "b", "one_way"],
+        Aim::Links => match verb {
+            Verb::Delay => &["a", "b", "one_way", "ms", "jitter_ms"],
+            Verb::Loss => &["a", "b", "one_way", "percent"],
+            Verb::Rate => &["a", "b", "one_way", "kbit"],
+            _ => &["a", "b", "one_way", "up_ms", "down_ms"],
+        },
         Aim::OptionalNode | Aim::OneNode => &["via"],
         Aim::Nodes => match verb {
             Verb::SimulateFailure => &["target", "mode"],
             Verb::DebugSleep => &["target", "ms"],
             Verb::ClientPause => &["target", "ms", "mode"],
+            Verb::ClockJump => &["target", "process", "seconds"],
             _ => &["target"],
         },
     }
@@ -368,7 +382,7 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
             ))
         }
     };
-    let given: [(&str, Option<Range<usize>>); 9] = [
+    let given: [(&str, Option<Range<usize>>); 16] = [
         ("target", r.target.as_ref().map(Spanned::span)),
         ("via", r.via.as_ref().map(Spanned::span)),
         ("a", r.a.as_ref().map(Spanned::span)),
@@ -376,6 +390,13 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
         ("one_way", r.one_way.as_ref().map(Spanned::span)),
         ("mode", r.mode.as_ref().map(Spanned::span)),
         ("ms", r.ms.as_ref().map(Spanned::span)),
+        ("jitter_ms", r.jitter_ms.as_ref().map(Spanned::span)),
+        ("percent", r.percent.as_ref().map(Spanned::span)),
+        ("seconds", r.seconds.as_ref().map(Spanned::span)),
+        ("process", r.process.as_ref().map(Spanned::span)),
+        ("kbit", r.kbit.as_ref().map(Spanned::span)),
+        ("up_ms", r.up_ms.as_ref().map(Spanned::span)),
+        ("down_ms", r.down_ms.as_ref().map(Spanned::span)),
         ("until", r.until.as_ref().map(Spanned::span)),
         ("timeout_ms", r.timeout_ms.as_ref().map(Spanned::span)),
     ];
@@ -410,34 +431,81 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
                 .ok_or_else(|| cx.err(span.clone(), format!("step `{verb}` needs `ms`"), None))?;
         positive(cx, &Some(ms.clone()), "ms").map(|v| v.unwrap_or(0))
     };
+    let groups = || -> Result<(Vec<Target>, Vec<Target>, Direction)> {
+        let (Some(a), Some(b)) = (&r.a, &r.b) else {
+            return Err(cx.err(
+                span.clone(),
+                format!("step `{verb}` needs groups `a` and `b`"),
+                Some(
+                    "e.g. a = [\"node1\"], b = [\"node2\", \"node3\"]; b = [] is every other node",
+                ),
+            ));
+        };
+        let group = |g: &Spanned<Vec<String>>| -> Result<Vec<Target>> {
+            g.get_ref()
+                .iter()
+                .map(|w| target(cx, &Spanned::new(g.span(), w.clone()), t, verb))
+                .collect()
+        };
+        let (ga, gb) = (group(a)?, group(b)?);
+        if ga.is_empty() {
+            return Err(cx.err(a.span(), "key `a`: the first group is empty", None));
+        }
+        let direction = match r.one_way.as_ref().map(|o| *o.get_ref()) {
+            Some(true) => Direction::OneWay,
+            _ => Direction::Both,
+        };
+        Ok((ga, gb, direction))
+    };
+    let need = |v: &Option<Spanned<u64>>, key: &str| -> Result<u64> {
+        v.as_ref()
+            .map(|x| *x.get_ref())
+            .ok_or_else(|| cx.err(span.clone(), format!("step `{verb}` needs `{key}`"), None))
+    };
     let action = match verb {
         Verb::Partition => {
-            let (Some(a), Some(b)) = (&r.a, &r.b) else {
-                return Err(cx.err(
-                    span,
-                    "step `partition` needs groups `a` and `b`",
-                    Some("e.g. a = [\"node1\"], b = [\"node2\", \"node3\"]; b = [] is every other node"),
-                ));
-            };
-            let group = |g: &Spanned<Vec<String>>| -> Result<Vec<Target>> {
-                g.get_ref()
-                    .iter()
-                    .map(|w| target(cx, &Spanned::new(g.span(), w.clone()), t, verb))
-                    .collect()
-            };
-            let (ga, gb) = (group(a)?, group(b)?);
-            if ga.is_empty() {
-                return Err(cx.err(a.span(), "key `a`: the first group is empty", None));
+            let (a, b, direction) = groups()?;
+            Action::Partition { a, b, direction }
+        }
+        Verb::Delay | Verb::Loss | Verb::Rate | Verb::Flap => {
+            let (a, b, direction) = groups()?;
+            let action =
+                match verb {
+                    Verb::Delay => Action::Delay {
+                        a,
+                        b,
+                        ms: need(&r.ms, "ms")?,
+                        jitter_ms: r.jitter_ms.as_ref().map_or(0, |j| *j.get_ref()),
+                        direction,
+                    },
+                    Verb::Loss => Action::Loss {
+                        a,
+                        b,
+                        percent: r.percent.as_ref().map(|p| *p.get_ref()).ok_or_else(|| {
+                            cx.err(span.clone(), "step `loss` needs `percent`", None)
+                        })?,
+                        direction,
+                    },
+                    Verb::Rate => Action::Rate {
+                        a,
+                        b,
+                        kbit: need(&r.kbit, "kbit")?,
+                        direction,
+                    },
+                    _ => Action::Flap {
+                        a,
+                        b,
+                        up_ms: need(&r.up_ms, "up_ms")?,
+                        down_ms: need(&r.down_ms, "down_ms")?,
+                        direction,
+                    },
+                };
+            // the parameters, checked as the library checks them
+            if let Some(what) = crate::faults::impair::Impairment::of(&action) {
+                what.validate()
+                    .map_err(|m| cx.err(span.clone(), format!("step `{verb}`: {m}"), None))?;
             }
-            let direction = match r.one_way.as_ref().map(|o| *o.get_ref()) {
-                Some(true) => Direction::OneWay,
-                _ => Direction::Both,
-            };
-            Action::Partition {
-                a: ga,
-                b: gb,
-                direction,
-            }
+            action
         }
         Verb::Heal => Action::Heal,
         Verb::Failover => Action::Failover {
@@ -456,6 +524,34 @@ fn step(cx: &Ctx, s: &Spanned<RawStep>, t: &Topology, has_external: bool) -> Res
             ms: need_ms()?,
             mode: typed::<PauseMode>(cx, &r.mode, "mode")?.unwrap_or_default(),
         },
+        Verb::ClockJump => {
+            let seconds = r.seconds.as_ref().ok_or_else(|| {
+                cx.err(
+                    span.clone(),
+                    "step `clock-jump` needs `seconds`",
+                    Some("e.g. seconds = 30 (or -30: back)"),
+                )
+            })?;
+            let s = *seconds.get_ref();
+            if !s.is_finite() || s == 0.0 || s.abs() > 86_400.0 * 365.0 {
+                return Err(cx.err(
+                    seconds.span(),
+                    format!("key `seconds`: {s}: give a jump other than 0, within a year"),
+                    None,
+                ));
+            }
+            Action::ClockJump {
+                target: need_target()?,
+                process: typed(cx, &r.process, "process")?.ok_or_else(|| {
+                    cx.err(
+                        span.clone(),
+                        "step `clock-jump` needs `process`",
+                        Some("\"redis\" or \"sentinel\""),
+                    )
+                })?,
+                seconds: s,
+            }
+        }
         Verb::Sleep => Action::Sleep { ms: need_ms()? },
         Verb::Wait => {
             let until: Until = typed(cx, &r.until, "until")?.ok_or_else(|| {
@@ -502,9 +598,9 @@ fn target(cx: &Ctx, v: &Spanned<String>, t: &Topology, verb: Verb) -> Result<Tar
                 &format!("the nodes are {}; or use {TARGET_WORDS}", known.join(", ")),
             )
         }
-        Target::Host => bad(
+        Target::Host if verb.info().aim != Aim::Links => bad(
             format!("step `{verb}`: `host` is not a node"),
-            "partitions never cut the host; name nodes",
+            "partitions never cut the host; only link impairments (delay, loss, rate, flap) take `host`",
         ),
         Target::Replicas if matches!(verb.info().aim, Aim::OneNode | Aim::OptionalNode) => bad(
             format!("step `{verb}` is aimed at one node; `replicas` can name several"),

@@ -57,6 +57,9 @@ pub struct Testbed {
     pub up_steps: Vec<(f64, String)>,
     /// The macvlan parent in use.
     pub parent: String,
+    /// The seed every random choice of this testbed's faults derives from
+    /// (the impairment daemons' jitter and loss), recorded in its state.
+    pub seed: u64,
     owned: bool,
 }
 
@@ -87,6 +90,7 @@ impl Testbed {
             up_ms: 0.0,
             up_steps: Vec::new(),
             parent: state.parent,
+            seed: state.seed,
             owned: false,
             topology,
         })
@@ -104,7 +108,7 @@ impl Testbed {
     pub fn detach(mut self) -> Result<()> {
         self.owned = false;
         interrupt::unregister(&self.topology.name);
-        state::write(&self.state_root, &self.topology, &self.parent, None).map(drop)
+        self.write_state(None).map(drop)
     }
 
     /// Removes the testbed now.
@@ -148,6 +152,17 @@ impl Testbed {
         SocketAddrV4::new(self.topology.vip, self.topology.redis_port)
     }
 
+    /// Writes `state.json` with `owner`.
+    fn write_state(&self, owner: Option<state::Owner>) -> Result<PathBuf> {
+        state::write(
+            &self.state_root,
+            &self.topology,
+            &self.parent,
+            self.seed,
+            owner,
+        )
+    }
+
     /// The host PID of a node's redis container (0 when not running).
     pub async fn pid(&self, n: &Node) -> Result<i64> {
         Ok(containers::state(
@@ -170,7 +185,7 @@ impl Drop for Testbed {
         let name = self.topology.name.clone();
         if std::env::var("TESTBED_KEEP").is_ok_and(|v| v == "1") {
             interrupt::unregister(&name);
-            let _ = state::write(&self.state_root, &self.topology, &self.parent, None);
+            let _ = self.write_state(None);
             eprintln!("TESTBED_KEEP=1: testbed `{name}` kept; remove it with `cargo xtask down --name {name}`");
             return;
         }

@@ -65,6 +65,9 @@ pub struct StateFile {
     /// `None`: nobody's (it stays until `down`).
     #[serde(default)]
     pub owner: Option<Owner>,
+    /// The testbed's seed (see `Testbed::seed`).
+    #[serde(default)]
+    pub seed: u64,
 }
 
 impl StateFile {
@@ -81,6 +84,7 @@ pub fn write(
     state_root: &Path,
     topology: &Topology,
     parent: &str,
+    seed: u64,
     owner: Option<Owner>,
 ) -> Result<PathBuf> {
     let dir = state_root.join(&topology.name);
@@ -89,6 +93,7 @@ pub fn write(
         topology: topology.to_toml(),
         parent: parent.to_string(),
         owner,
+        seed,
     };
     let path = dir.join(STATE_FILE);
     let tmp = dir.join(format!("{STATE_FILE}.tmp"));
@@ -105,7 +110,16 @@ pub fn write(
 /// project in `compose/`), so that `Testbed::attach`, `cargo xtask status`
 /// and `down` find it as they find one made by `Testbed::up`.
 pub fn write_state(state_root: &Path, topology: &Topology, parent: &str) -> Result<PathBuf> {
-    write(state_root, topology, parent, None)
+    write(state_root, topology, parent, fresh_seed(), None)
+}
+
+/// A seed for a testbed that was given none: from the clock and the pid.
+pub fn fresh_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    (t ^ (u64::from(std::process::id()) << 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// Reads `state.json` of testbed `name`; `None` when there is none.
@@ -145,15 +159,15 @@ mod tests {
     fn state_round_trips_and_tells_live_from_leftover() {
         let dir = std::env::temp_dir().join(format!("tb-state-test-{}", std::process::id()));
         let t = Topology::default_topology();
-        write(&dir, &t, "tbx", Some(Owner::me())).unwrap();
+        write(&dir, &t, "tbx", 7, Some(Owner::me())).unwrap();
         let s = read(&dir, &t.name).unwrap().unwrap();
-        assert_eq!(s.parent, "tbx");
+        assert_eq!((s.parent.as_str(), s.seed), ("tbx", 7));
         assert!(s.is_live());
         let dead = Owner {
             pid: u32::MAX - 1,
             start_ticks: 1,
         };
-        write(&dir, &t, "tbx", Some(dead)).unwrap();
+        write(&dir, &t, "tbx", 7, Some(dead)).unwrap();
         assert!(!read(&dir, &t.name).unwrap().unwrap().is_live());
         write_state(&dir, &t, "tbx").unwrap();
         assert!(

@@ -161,7 +161,8 @@ async fn known_names(docker: &Docker, state_root: &Path) -> Result<BTreeSet<Stri
 }
 
 /// Whatever of testbed `name` (every testbed when `None`) still exists:
-/// containers, networks, links, state dirs — empty when nothing does.
+/// containers, networks, links, impairment daemons, state dirs — empty when
+/// nothing does.
 pub async fn leftovers(
     docker: &Docker,
     name: Option<&str>,
@@ -246,6 +247,16 @@ async fn round(
             }
         )
     };
+    // the impairment daemons first (SIGTERM: they release what they hold);
+    // they would also end with their nodes' containers
+    for (pid, t) in crate::faults::impair::all_daemons() {
+        if name.is_none_or(|n| n == t) {
+            // SAFETY: kill(2) on a pid just read from /proc with its command line checked
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+    }
     match containers(docker, name).await {
         Ok(mut list) => {
             // sentinels first: they live in their redis container's namespace

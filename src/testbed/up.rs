@@ -44,6 +44,8 @@ pub struct UpOptions {
     /// Remove a running testbed of that name first (unless another live
     /// process owns it).
     pub replace_existing: bool,
+    /// The testbed's seed (`Testbed::seed`); `None`: a fresh one, recorded.
+    pub seed: Option<u64>,
 }
 
 impl Default for UpOptions {
@@ -54,6 +56,7 @@ impl Default for UpOptions {
             health_timeout: Duration::from_secs(60),
             reuse_running: false,
             replace_existing: false,
+            seed: None,
         }
     }
 }
@@ -84,6 +87,7 @@ impl Testbed {
             up_ms: 0.0,
             up_steps: Vec::new(),
             parent: String::new(),
+            seed: opts.seed.unwrap_or_else(state::fresh_seed),
             owned: true,
             topology,
         };
@@ -105,13 +109,13 @@ impl Testbed {
         let t = self.topology.clone();
         let owner = Some(state::Owner::me());
         write_files(&self.state_dir, &t).await?;
-        state::write(&self.state_root, &t, "", owner)?;
+        self.write_state(owner)?;
         progress.detail(format!("state dir {}", self.state_dir.display()));
         interrupt::check("up: segment")?;
         self.parent =
             links::create_segment(&self.names, t.subnet, t.shim_ip(), opts.parent.as_deref())
                 .await?;
-        state::write(&self.state_root, &t, &self.parent, owner)?;
+        self.write_state(owner)?;
         interrupt::check("up: network")?;
         containers::create_network(&self.docker, &t, &self.names, &self.parent).await?;
         progress.step(format!(
@@ -400,6 +404,12 @@ fn write_files_blocking(state_dir: &Path, t: &Topology) -> Result<()> {
             0o644,
         )?;
         std::fs::create_dir_all(&d.log).map_err(|e| Error::io(&d.log, e))?;
+        // the clocks start unshifted: 4 KiB of zeros each (see clock-shim/)
+        for f in ["redis.offset", "sentinel.offset"] {
+            let p = d.clock.join(f);
+            std::fs::create_dir_all(&d.clock).map_err(|e| Error::io(&d.clock, e))?;
+            std::fs::write(&p, [0u8; 4096]).map_err(|e| Error::io(&p, e))?;
+        }
     }
     let script = match &t.reconfig_script {
         Some(p) => std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?,
@@ -416,6 +426,14 @@ fn write_files_blocking(state_dir: &Path, t: &Topology) -> Result<()> {
     for tool in ["sh", "ip", "arping"] {
         let l = bin.join(tool);
         std::os::unix::fs::symlink("busybox", &l).map_err(|e| Error::io(&l, e))?;
+    }
+    // the clock shim, when it was built: without it clocks cannot be shifted
+    match crate::faults::clock::shim_program() {
+        Ok(shim) => {
+            let dst = bin.join("libtestbed_clock.so");
+            std::fs::copy(&shim, &dst).map_err(|e| Error::io(&dst, e))?;
+        }
+        Err(e) => tracing::info!("no clock shim: {e}"),
     }
     Ok(())
 }

@@ -12,6 +12,10 @@ use testbed::testbed::default_state_root;
 use testbed::{ParseOptions, Testbed, Topology, UpOptions};
 
 pub fn init_tracing() {
+    // the impairment daemon cargo built for these tests
+    if std::env::var_os("TESTBED_NETEM").is_none() {
+        std::env::set_var("TESTBED_NETEM", env!("CARGO_BIN_EXE_testbed-netem"));
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -82,6 +86,11 @@ pub fn fast_topology(name: &str, slot: u8) -> Result<Topology> {
 /// earlier run of the same test left, and refuses a testbed another live
 /// process owns). Docker missing is a loud failure.
 pub async fn up(t: Topology) -> Result<Testbed> {
+    up_with(t, None).await
+}
+
+/// [`up`] with the testbed's seed (what its faults' random choices derive from).
+pub async fn up_with(t: Topology, seed: Option<u64>) -> Result<Testbed> {
     init_tracing();
     testbed::docker::connect()
         .await
@@ -91,6 +100,7 @@ pub async fn up(t: Topology) -> Result<Testbed> {
         t,
         UpOptions {
             health_timeout: Duration::from_secs(60),
+            seed,
             ..Default::default()
         },
     )
@@ -172,4 +182,22 @@ impl Drop for Trace<'_> {
 /// The failover timeout of the topology, the bound the tests assert.
 pub fn failover_timeout(tb: &Testbed) -> Duration {
     Duration::from_millis(tb.topology.failover_timeout_ms)
+}
+
+/// The server line of a testbed (`redis-8.0`, `valkey-9.1`): the insta
+/// snapshot suffix of what its nodes report, so each line has its own
+/// reviewed snapshots.
+pub async fn server_line(tb: &Testbed) -> Result<String> {
+    let n = tb.topology.initial_master();
+    let info = testbed::client::info(tb.redis_addr(n), None, "server").await?;
+    testbed::normalize::server_line(&info)
+        .with_context(|| format!("INFO server of {} names no version: {info:?}", n.name))
+}
+
+/// insta settings whose snapshots carry `line` as their suffix
+/// (`failover__before_failover@valkey-8.1.snap`).
+pub fn snapshot_settings(line: &str) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_suffix(line);
+    s
 }

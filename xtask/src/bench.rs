@@ -6,24 +6,28 @@
 //! Sections: bring-up to healthy (`up` vs the Compose project vs a seed-style
 //! Compose project; `bringup.rs`), failover phases per setting (`failover.rs`)
 //! against the same Redis as plain processes on loopback (`loopback.rs`), the
-//! fast Sentinel profiles, every offline image, the footprint. The samples
+//! fast Sentinel profiles, every offline image, the footprint; the precision
+//! of the link impairments (`impair.rs`). `--only` picks sections. The samples
 //! and their summaries: `report.rs` (JSON), the tables: `markdown.rs`, the
 //! picture: `svg.rs`, min/median/max and pair ratios: `stats.rs`.
 //!
 //! Invariants: the bench removes everything it made (testbeds `bn-*`, the
 //! Compose testbeds `compose-bn-*`, loopback processes), also after a failed
-//! run, and touches nothing else: subnets 198.18.170-173.0/24, loopback ports
+//! run, and touches nothing else: subnets 198.18.170-174.0/24, loopback ports
 //! 7001-7003 and 27001-27003. It asserts nothing about timings: it reports.
 
 mod bringup;
 mod failover;
+mod growth;
+mod impair;
 mod loopback;
 mod markdown;
 mod report;
 mod stats;
 mod svg;
 
-use anyhow::{bail, Context, Result};
+use crate::flags::BenchSection;
+use anyhow::{Context, Result};
 use bringup::ComposeProject;
 use report::{Plan, Report, Setting};
 use std::path::Path;
@@ -102,7 +106,13 @@ fn settings(p: &Plan) -> Vec<Setting> {
     ]
 }
 
-pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<()> {
+pub async fn run(
+    quick: bool,
+    runs: Option<usize>,
+    only: &[BenchSection],
+    state_root: &Path,
+) -> Result<()> {
+    let wanted = |s: BenchSection| only.is_empty() || only.contains(&s);
     // the bench prints its own lines; `up`'s progress lines would drown them
     std::env::set_var("TESTBED_QUIET", "1");
     let wall = Instant::now();
@@ -122,11 +132,10 @@ pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<
             .await
             .with_context(|| format!("image {}", s.name))?;
     }
-    for tool in ["docker-compose", "redis-server"] {
-        if testbed::host::which(tool).is_none() {
-            bail!("`{tool}` is not on PATH: apt-get install -y {tool}");
-        }
-    }
+    // what the bench needs beyond `up` (the host's redis-server for the
+    // loopback contender, a compose binary): checked, and installed by
+    // `doctor --fix`, before anything runs
+    testbed::doctor::ensure_for("bench", true, state_root).await?;
     let lo_dir = out_dir.join("loopback");
     loopback::kill_leftovers(&lo_dir);
     loopback::check_ports()?;
@@ -139,6 +148,13 @@ pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<
 
     let env = report::environment(&docker, loopback::host_version()).await;
     let mut rep = Report::new(env, plan.clone(), settings.clone());
+    if !wanted(BenchSection::Bringup) {
+        rep.plan.bringup_rounds = 0;
+        rep.plan.naive_rounds = 0;
+    }
+    if !wanted(BenchSection::Failover) {
+        rep.settings.clear();
+    }
     let result = measure(
         &docker,
         &mut rep,
@@ -150,12 +166,40 @@ pub async fn run(quick: bool, runs: Option<usize>, state_root: &Path) -> Result<
     let cleaned = cleanup(&docker, [&t_up, &t_fo], [&t_cmp, &t_nv], state_root).await;
     result?;
     cleaned?;
+    if wanted(BenchSection::Impair) {
+        let started = Instant::now();
+        say("impair", "asked vs measured on bn-imp");
+        let r = impair::run(state_root).await;
+        testbed::teardown::down(&docker, Some(impair::NAME), state_root).await?;
+        rep.impair = Some(r?);
+        rep.section_wall_s
+            .insert("impair".into(), started.elapsed().as_secs_f64());
+    }
+    if wanted(BenchSection::Growth) {
+        let started = Instant::now();
+        say("growth", "3/5/9 nodes and 1/2/4 testbeds at once on bn-g*");
+        growth::cleanup(&docker, state_root).await?;
+        let rounds = if quick { 1 } else { runs.unwrap_or(3) };
+        let r = growth::run(rounds, state_root).await;
+        growth::cleanup(&docker, state_root).await?;
+        rep.growth = Some(r?);
+        rep.section_wall_s
+            .insert("growth".into(), started.elapsed().as_secs_f64());
+    }
 
     rep.wall_s = wall.elapsed().as_secs_f64();
     rep.summarise();
     let stamp = testbed::report::utc_compact(std::time::SystemTime::now());
     let base = out_dir.join(&stamp);
-    let md = markdown::markdown(&rep, &format!("{stamp}.svg"));
+    let mut md = markdown::markdown(&rep, &format!("{stamp}.svg"));
+    if let Some(i) = &rep.impair {
+        md += "\n";
+        md += &impair::markdown(i);
+    }
+    if let Some(g) = &rep.growth {
+        md += "\n";
+        md += &growth::markdown(g);
+    }
     std::fs::write(
         base.with_extension("json"),
         serde_json::to_string_pretty(&rep)?,

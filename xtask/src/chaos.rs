@@ -37,25 +37,74 @@ pub async fn run(cmd: Chaos, state_root: &Path) -> Result<()> {
     if let Chaos::Events { .. } = cmd {
         return events(&tb, origin).await;
     }
+    let link_verbs = [
+        Verb::ClockJump,
+        Verb::ConfigReadonly,
+        Verb::Partition,
+        Verb::Isolate,
+        Verb::Heal,
+        Verb::Delay,
+        Verb::Loss,
+        Verb::Rate,
+        Verb::Flap,
+    ];
     let mut link_verb = matches!(cmd, Chaos::Partitions { .. });
+    if actions
+        .iter()
+        .any(|a| matches!(a.verb(), Verb::Delay | Verb::Loss | Verb::Flap))
+    {
+        crate::netem::ensure()?;
+    }
     for a in &actions {
         let r = tb.apply(a).await;
         print_actions(&tb, origin);
         r?;
-        link_verb |= matches!(a.verb(), Verb::Partition | Verb::Isolate | Verb::Heal);
+        link_verb |= link_verbs.contains(&a.verb());
     }
     if link_verb {
-        let list = tb
-            .partitions()
-            .await
-            .context("reading the partitions in force")?;
-        if list.is_empty() {
-            println!("partitions in force: none");
-        } else {
-            println!("partitions in force:");
-            for p in list {
-                println!("  {p}");
-            }
+        print_in_force(&tb).await?;
+    }
+    Ok(())
+}
+
+/// What is cut and what is impaired, read back from the nodes.
+async fn print_in_force(tb: &Testbed) -> Result<()> {
+    let cuts = tb
+        .partitions()
+        .await
+        .context("reading the partitions in force")?;
+    let impaired = tb
+        .impairments()
+        .await
+        .context("reading the impairments in force")?;
+    if cuts.is_empty() {
+        println!("partitions in force: none");
+    } else {
+        println!("partitions in force:");
+        for p in cuts {
+            println!("  {p}");
+        }
+    }
+    if impaired.is_empty() {
+        println!("impairments in force: none");
+    } else {
+        println!("impairments in force:");
+        for i in impaired {
+            println!("  {i}");
+        }
+    }
+    let ro = tb
+        .readonly_configs()
+        .await
+        .context("reading the sentinels' mounts")?;
+    if !ro.is_empty() {
+        println!("read-only sentinel configs: {}", ro.join(", "));
+    }
+    let clocks = tb.clocks().await.context("reading the clock offsets")?;
+    if !clocks.is_empty() {
+        println!("shifted clocks:");
+        for c in clocks {
+            println!("  {c}");
         }
     }
     Ok(())

@@ -2,7 +2,9 @@
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use testbed::faults::{parse_groups, Action, Direction, PauseMode, SimulateFailure, Target, Verb};
+use testbed::faults::{
+    parse_groups, Action, Direction, PauseMode, Process, SimulateFailure, Target, Verb,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -114,6 +116,13 @@ pub enum Cmd {
     /// The client matrix: each scenario with every selected client writing at
     /// once on one testbed per run; writes target/testbed/clients/<UTC>/matrix.{md,json,svg}.
     Clients(ClientsArgs),
+    /// A mixed-fault soak: one testbed under the write workload and a seeded
+    /// random schedule of faults (kill, pause, isolate, partition,
+    /// sentinel-kill, delay, loss, flap, rate, clock-jump, failover), each
+    /// repaired and waited out; at the end one healthy master, one VIP
+    /// holder and every acknowledged write accounted for. Writes
+    /// target/testbed/reports/soak-<UTC time>/.
+    Soak(SoakArgs),
     /// Measure bring-up (`up` vs docker-compose) and failover phases (per setting,
     /// per image, containers vs plain processes on loopback); write
     /// target/testbed/bench/<UTC time>.{json,md,svg}. Takes ~10 min (`--quick` ~2).
@@ -124,6 +133,29 @@ pub enum Cmd {
         /// Runs per setting (bring-up rounds and failovers per setting).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         runs: Option<u32>,
+        /// Only these sections (default: all).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<BenchSection>,
+    },
+    /// A second, modern Docker engine beside the host's (Debian SUITE's
+    /// docker.io in a cached root, private mount namespace, own socket).
+    Engine {
+        action: EngineAction,
+        /// Debian suite of the engine's root.
+        #[arg(long, default_value = "sid")]
+        suite: String,
+        /// up: run dockerd with --debug (its log shows every request path).
+        #[arg(long)]
+        debug: bool,
+        /// up: one more host path to bind at the same path inside the root (repeatable).
+        #[arg(long)]
+        bind: Vec<PathBuf>,
+        /// up: seconds to wait for the engine to answer.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// down: also remove the cached root.
+        #[arg(long)]
+        purge: bool,
     },
     /// Create or remove the host segment (macvlan parent + shim) of a topology's
     /// Compose project, named as `cargo xtask up` names a testbed's.
@@ -184,6 +216,53 @@ pub struct ClientsArgs {
     pub image: Option<String>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// How long faults are applied (the final check comes after).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub minutes: u32,
+    /// The schedule's seed (decimal or 0x-hex); default: a fresh one, printed.
+    #[arg(long)]
+    pub seed: Option<String>,
+    /// Writes per second of the workload (through the VIP).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=2000))]
+    pub rate: u32,
+    /// The topology (relocated to the soak's name and slot).
+    #[arg(long, default_value = "fixtures/topology.toml")]
+    pub topology: PathBuf,
+    /// Override the topology's image (e.g. testbed/valkey:8.1).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The testbed's name.
+    #[arg(long, default_value = "soak")]
+    pub name: String,
+    /// The /24 of 198.18.0.0/16 its testbed uses (198.18.SLOT.0/24).
+    #[arg(long, default_value_t = 179, value_parser = clap::value_parser!(u8).range(1..=254))]
+    pub slot: u8,
+}
+
+/// A section of `cargo xtask bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchSection {
+    /// `up` vs Compose to healthy, the footprint.
+    Bringup,
+    /// Failover phases per setting, per image, against loopback.
+    Failover,
+    /// Impairments: asked vs measured, the daemon's CPU.
+    Impair,
+    /// How `up` and failover grow with nodes and with testbeds at once.
+    Growth,
+}
+
+/// What `cargo xtask engine` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineAction {
+    Up,
+    Down,
+    Status,
+    Env,
+}
+
 /// What `cargo xtask segment` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SegmentAction {
@@ -199,6 +278,73 @@ pub struct Attach {
     pub name: Option<String>,
     #[arg(long, default_value = "fixtures/topology.toml")]
     pub topology: PathBuf,
+}
+
+/// Two groups of link ends: `A... -- B...` or `--from A --to B,C`; without
+/// a second group, every other node. Options go before `--`.
+#[derive(Debug, clap::Args)]
+pub struct Groups {
+    /// First group.
+    pub a: Vec<String>,
+    /// Second group, after `--` (default: every other node).
+    #[arg(last = true)]
+    pub b: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub from: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub to: Vec<String>,
+    /// Only from the first group to the second.
+    #[arg(long)]
+    pub one_way: bool,
+    #[command(flatten)]
+    pub at: Attach,
+}
+
+impl Groups {
+    /// The two groups and the direction; `host` only where `host_ok`.
+    fn parse(&self, host_ok: bool) -> Result<(Vec<Target>, Vec<Target>, Direction), String> {
+        let Groups {
+            a,
+            b,
+            from,
+            to,
+            one_way,
+            ..
+        } = self;
+        // clap hands everything after `--` to the second group
+        if let Some(w) = a.iter().chain(b).find(|w| w.starts_with('-')) {
+            return Err(format!("`{w}` is not a node: options go before `--`"));
+        }
+        let (a, b) =
+            match (
+                a.is_empty() && b.is_empty(),
+                from.is_empty() && to.is_empty(),
+            ) {
+                (false, true) => (a, b),
+                (true, false) => (from, to),
+                (true, true) => return Err(
+                    "name the groups: `node1 -- node2 node3` or `--from node1 --to node2,node3`"
+                        .into(),
+                ),
+                (false, false) => {
+                    return Err("give the groups as words or with --from/--to, not both".into())
+                }
+            };
+        let (a, b) = parse_groups(a, b)?;
+        if !host_ok {
+            if let Some(h) = a.iter().chain(&b).find(|t| **t == Target::Host) {
+                return Err(format!(
+                    "`{h}` is not a node: partitions never cut the host"
+                ));
+            }
+        }
+        let direction = if *one_way {
+            Direction::OneWay
+        } else {
+            Direction::Both
+        };
+        Ok((a, b, direction))
+    }
 }
 
 /// Nodes to act on: node names, `master` (the current master),
@@ -234,23 +380,42 @@ pub enum Chaos {
     ///
     /// `partition node1 -- node2 node3` or `partition --from node1 --to
     /// node2,node3`; without a second group, from every other node. Options
-    /// go before `--`.
-    Partition {
-        /// First group.
-        a: Vec<String>,
-        /// Second group, after `--` (default: every other node).
-        #[arg(last = true)]
-        b: Vec<String>,
-        #[arg(long, value_delimiter = ',')]
-        from: Vec<String>,
-        #[arg(long, value_delimiter = ',')]
-        to: Vec<String>,
-        /// Cut only the first group's connections to the second; the second
-        /// still reaches the first.
-        #[arg(long)]
-        one_way: bool,
+    /// go before `--`. `--one-way`: cut only the first group's connections
+    /// to the second; the second still reaches the first.
+    Partition(Groups),
+    /// Hold every packet between group A and group B for --ms ± --jitter-ms
+    /// (both ways: the round trip grows by 2 x ms). A group may be `host`.
+    Delay {
+        #[arg(long, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        ms: u64,
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+        jitter_ms: u64,
         #[command(flatten)]
-        at: Attach,
+        g: Groups,
+    },
+    /// Drop each packet between group A and group B with probability --percent.
+    Loss {
+        #[arg(long)]
+        percent: f64,
+        #[command(flatten)]
+        g: Groups,
+    },
+    /// Cap the bandwidth between group A and group B at --kbit kbit/s.
+    Rate {
+        #[arg(long)]
+        kbit: u64,
+        #[command(flatten)]
+        g: Groups,
+    },
+    /// Cut and heal the links between group A and group B on a schedule
+    /// (--up-ms, --down-ms) until `heal`.
+    Flap {
+        #[arg(long)]
+        up_ms: u64,
+        #[arg(long)]
+        down_ms: u64,
+        #[command(flatten)]
+        g: Groups,
     },
     /// Remove every partition (idempotent).
     Heal {
@@ -302,6 +467,20 @@ pub enum Chaos {
         #[command(flatten)]
         t: Targets,
     },
+    /// The wall clock of the nodes' sentinel (--sentinel) or redis-server
+    /// (--redis) jumps by --seconds (negative: back); that process only.
+    ClockJump {
+        #[arg(long, conflicts_with = "redis", required_unless_present = "redis")]
+        sentinel: bool,
+        #[arg(long)]
+        redis: bool,
+        #[arg(long, allow_hyphen_values = true)]
+        seconds: f64,
+        #[command(flatten)]
+        t: Targets,
+    },
+    /// Make the config folder of the nodes' sentinels read-only (`heal` undoes it).
+    ConfigReadonly(Targets),
     /// List the partitions in force (read from the nodes' netfilter rules).
     Partitions {
         #[command(flatten)]
@@ -330,11 +509,17 @@ impl Chaos {
             | Chaos::SentinelPause(t)
             | Chaos::SentinelResume(t)
             | Chaos::SentinelBlackhole(t)
+            | Chaos::ConfigReadonly(t)
             | Chaos::SimulateFailure { t, .. }
             | Chaos::DebugSleep { t, .. }
-            | Chaos::ClientPause { t, .. } => &t.at,
-            Chaos::Partition { at, .. }
-            | Chaos::Heal { at }
+            | Chaos::ClientPause { t, .. }
+            | Chaos::ClockJump { t, .. } => &t.at,
+            Chaos::Partition(g)
+            | Chaos::Delay { g, .. }
+            | Chaos::Loss { g, .. }
+            | Chaos::Rate { g, .. }
+            | Chaos::Flap { g, .. } => &g.at,
+            Chaos::Heal { at }
             | Chaos::Failover { at, .. }
             | Chaos::Partitions { at }
             | Chaos::Events { at } => at,
@@ -363,40 +548,48 @@ impl Chaos {
             Chaos::SentinelPause(t) => each(Verb::SentinelPause, t),
             Chaos::SentinelResume(t) => each(Verb::SentinelResume, t),
             Chaos::SentinelBlackhole(t) => each(Verb::SentinelBlackhole, t),
-            Chaos::Partition {
-                a,
-                b,
-                from,
-                to,
-                one_way,
-                ..
-            } => {
-                // clap hands everything after `--` to the second group
-                if let Some(w) = a.iter().chain(b).find(|w| w.starts_with('-')) {
-                    return Err(format!("`{w}` is not a node: options go before `--`"));
-                }
-                let (a, b) = match (a.is_empty() && b.is_empty(), from.is_empty() && to.is_empty()) {
-                    (false, true) => (a, b),
-                    (true, false) => (from, to),
-                    (true, true) => return Err(
-                        "name the groups: `partition node1 -- node2 node3` or `partition --from node1 --to node2,node3`".into(),
-                    ),
-                    (false, false) => {
-                        return Err("give the groups as words or with --from/--to, not both".into())
-                    }
-                };
-                let (a, b) = parse_groups(a, b)?;
-                if let Some(h) = a.iter().chain(&b).find(|t| **t == Target::Host) {
-                    return Err(format!(
-                        "`{h}` is not a node: partitions never cut the host"
-                    ));
-                }
-                let direction = if *one_way {
-                    Direction::OneWay
-                } else {
-                    Direction::Both
-                };
+            Chaos::ConfigReadonly(t) => each(Verb::ConfigReadonly, t),
+            Chaos::Partition(g) => {
+                let (a, b, direction) = g.parse(false)?;
                 vec![Action::Partition { a, b, direction }]
+            }
+            Chaos::Delay { ms, jitter_ms, g } => {
+                let (a, b, direction) = g.parse(true)?;
+                vec![Action::Delay {
+                    a,
+                    b,
+                    ms: *ms,
+                    jitter_ms: *jitter_ms,
+                    direction,
+                }]
+            }
+            Chaos::Loss { percent, g } => {
+                let (a, b, direction) = g.parse(true)?;
+                vec![Action::Loss {
+                    a,
+                    b,
+                    percent: *percent,
+                    direction,
+                }]
+            }
+            Chaos::Rate { kbit, g } => {
+                let (a, b, direction) = g.parse(true)?;
+                vec![Action::Rate {
+                    a,
+                    b,
+                    kbit: *kbit,
+                    direction,
+                }]
+            }
+            Chaos::Flap { up_ms, down_ms, g } => {
+                let (a, b, direction) = g.parse(true)?;
+                vec![Action::Flap {
+                    a,
+                    b,
+                    up_ms: *up_ms,
+                    down_ms: *down_ms,
+                    direction,
+                }]
             }
             Chaos::Heal { .. } => vec![Action::Heal],
             Chaos::Failover { via, .. } => vec![Action::Failover { via: via.clone() }],
@@ -427,6 +620,24 @@ impl Chaos {
                     } else {
                         PauseMode::All
                     },
+                })
+                .collect(),
+            Chaos::ClockJump {
+                sentinel,
+                seconds,
+                t,
+                ..
+            } => t
+                .targets
+                .iter()
+                .map(|x| Action::ClockJump {
+                    target: x.clone(),
+                    process: if *sentinel {
+                        Process::Sentinel
+                    } else {
+                        Process::Redis
+                    },
+                    seconds: *seconds,
                 })
                 .collect(),
             Chaos::Partitions { .. } | Chaos::Events { .. } => vec![],
@@ -466,6 +677,8 @@ mod tests {
             "clients",
             "bench",
             "segment",
+            "engine",
+            "soak",
             "partitions",
             "events",
         ];
@@ -501,6 +714,22 @@ mod tests {
         assert!(parse(&["partition", "host"])
             .unwrap_err()
             .contains("never cut the host"));
+        let a = parse(&[
+            "delay",
+            "--ms",
+            "100",
+            "--jitter-ms",
+            "10",
+            "--one-way",
+            "host",
+            "--",
+            "master",
+        ])
+        .unwrap();
+        assert!(matches!(
+            &a[0],
+            Action::Delay { ms: 100, jitter_ms: 10, direction: Direction::OneWay, a, .. } if a == &[Target::Host]
+        ));
         let a = parse(&["client-pause", "--ms", "800", "--write", "master"]).unwrap();
         assert!(matches!(
             a[0],

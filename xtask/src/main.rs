@@ -5,11 +5,14 @@ mod bench;
 mod chaos;
 mod clients;
 mod compose;
+mod engine;
 mod flags;
+mod netem;
 mod ops;
 mod paths;
 mod repro;
 mod segment;
+mod soak;
 
 use clap::Parser;
 

@@ -44,6 +44,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
         } => {
             let t = load(&topo)?;
             testbed::doctor::ensure_ready(!no_fix, &state_root).await?;
+            crate::netem::ensure()?;
             let opts = UpOptions {
                 parent,
                 state_root: state_root.clone(),
@@ -140,12 +141,45 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             )
             .await?
         }
-        Cmd::Chaos(c) => crate::chaos::run(c, &state_root).await?,
-        Cmd::Bench { quick, runs } => {
-            crate::bench::run(quick, runs.map(|n| n as usize), &state_root).await?
+        Cmd::Engine {
+            action,
+            suite,
+            debug,
+            bind,
+            timeout,
+            purge,
+        } => {
+            use crate::engine;
+            use crate::flags::EngineAction;
+            let e = engine::Engine::new(&suite)?;
+            match action {
+                EngineAction::Up => {
+                    let opts = engine::UpOpts {
+                        debug,
+                        binds: bind,
+                        timeout: std::time::Duration::from_secs(timeout),
+                    };
+                    engine::up(&e, &opts).await?
+                }
+                EngineAction::Down => engine::down(&e, purge).await?,
+                EngineAction::Status => engine::status(&e).await?,
+                EngineAction::Env => engine::env(&e).await?,
+            }
         }
-        Cmd::Repro(args) => crate::repro::run(&args, &state_root).await?,
-        Cmd::Clients(args) => crate::clients::run(&args, &state_root).await?,
+        Cmd::Chaos(c) => crate::chaos::run(c, &state_root).await?,
+        Cmd::Bench { quick, runs, only } => {
+            crate::netem::ensure()?;
+            crate::bench::run(quick, runs.map(|n| n as usize), &only, &state_root).await?
+        }
+        Cmd::Soak(args) => crate::soak::run(&args, &state_root).await?,
+        Cmd::Clients(args) => {
+            crate::netem::ensure()?;
+            crate::clients::run(&args, &state_root).await?
+        }
+        Cmd::Repro(args) => {
+            crate::netem::ensure()?;
+            crate::repro::run(&args, &state_root).await?
+        }
         Cmd::Image { names, all } => {
             let docker = testbed::docker::connect().await?;
             let names: Vec<String> = if all {

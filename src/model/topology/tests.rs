@@ -112,6 +112,14 @@ fn bad_names_are_refused() {
 }
 
 #[test]
+fn names_of_the_state_roots_own_folders_are_refused() {
+    let e = err("name = \"reports\"\n");
+    assert!(e.contains("t.toml:1:8"), "{e}");
+    assert!(e.contains("folder of the state root"), "{e}");
+    assert!(parse("name = \"reports2\"\n").is_ok());
+}
+
+#[test]
 fn max_lag_without_min_replicas_is_refused() {
     assert!(err("min_replicas_max_lag = 10\n").contains("without min_replicas_to_write"));
 }

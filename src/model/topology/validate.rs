@@ -2,6 +2,10 @@
 //! and its reserved addresses, the VIP, the nodes, the sentinels' settings,
 //! and the rest. Every error is `Error::Input` at file:line:col of the key.
 
+/// Folders of the state root that are not testbeds: a testbed of one of
+/// these names would have its state dir there, and `down` would remove it.
+pub const RESERVED_NAMES: &[&str] = &["bench", "images", "reports", "runs", "engines", "clients"];
+
 use super::{Auth, Node, ParseOptions, Profile, RawTopology, Topology, ALLOWED_SPACE};
 use crate::error::{Error, Result};
 use crate::model::net::Subnet;
@@ -148,6 +152,17 @@ impl Validator<'_> {
             Some(v) => self.name(v, "name", 24)?,
             None => "testbed".to_string(),
         };
+        if let (Some(v), true) = (&raw.name, RESERVED_NAMES.contains(&name.as_str())) {
+            return self.fail(
+                v.span(),
+                "name",
+                format!("`{name}` is the name of a folder of the state root"),
+                Some(&format!(
+                    "pick another name; {} are taken (a testbed's state dir is <state root>/<name>, removed by `down`)",
+                    RESERVED_NAMES.join(", ")
+                )),
+            );
+        }
         let master_name = match &raw.master_name {
             Some(v) if v.get_ref().is_empty() || v.get_ref().contains(char::is_whitespace) => {
                 return self.fail(

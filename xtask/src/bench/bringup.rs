@@ -224,17 +224,20 @@ impl ComposeProject {
     }
 
     async fn compose(&self, args: &[&str]) -> Result<()> {
-        let out = tokio::process::Command::new("docker-compose")
-            .arg("-p")
-            .arg(&self.ct.name)
-            .args(args)
+        // docker compose, docker-compose v2 or 1.29: whichever this host has
+        let cli = testbed::compose::cli::detect()?;
+        let mut all = vec!["-p", self.ct.name.as_str()];
+        all.extend_from_slice(args);
+        let mut cmd = tokio::process::Command::from(cli.command(&all));
+        let out = cmd
             .current_dir(&self.dir)
             .output()
             .await
-            .context("running docker-compose (Debian package docker-compose)")?;
+            .with_context(|| format!("running {}", cli.describe()))?;
         if !out.status.success() {
             bail!(
-                "docker-compose {} failed: {}",
+                "{} {} failed: {}",
+                cli.describe(),
                 args.join(" "),
                 String::from_utf8_lossy(&out.stderr).trim()
             );

@@ -35,7 +35,7 @@ fn verdict(ok: bool) -> &'static str {
 pub fn markdown(r: &Report, svg_name: &str) -> String {
     let e = &r.environment;
     let mut m = format!(
-        "Measured {date} on {cpus} × {cpu}, {mem:.0} GiB, {os}, kernel {kernel}; Docker {dv} (API {api}), docker-compose {dc}; host redis-server {hr}; testbed {tv}. {mode} run, {wall:.0} s wall time (bring-up {b:.0} s, failovers {f:.0} s).\n\n",
+        "Measured {date} on {cpus} × {cpu}, {mem:.0} GiB, {os}, kernel {kernel}; Docker {dv} (API {api}), compose: {dc}; host redis-server {hr}; testbed {tv}. {mode} run, {wall:.0} s wall time (bring-up {b:.0} s, failovers {f:.0} s).\n\n",
         date = e.date_utc,
         cpus = e.cpus,
         cpu = e.cpu_model,
@@ -68,6 +68,20 @@ pub fn markdown(r: &Report, svg_name: &str) -> String {
     }
     m += "Cells are **median** (min–max) in ms over the runs shown; contenders alternate within each round.\n\n";
 
+    // a section that did not run (`--only`) leaves no empty table
+    if r.plan.bringup_rounds > 0 {
+        m += &bringup(r);
+        m += &footprint(r);
+    }
+    if !r.settings.is_empty() {
+        m += &failover(r);
+        m += &format!("![failover phases per setting]({svg_name})\n");
+    }
+    m
+}
+
+fn bringup(r: &Report) -> String {
+    let mut m = String::new();
     m += "#### Bring-up to healthy (warm images)\n\n";
     m += "| contender | runs | to healthy | 6 container starts | `docker-compose up -d` returned | teardown |\n|---|---|---|---|---|---|\n";
     for (c, what) in [
@@ -122,6 +136,11 @@ pub fn markdown(r: &Report, svg_name: &str) -> String {
         m += "\n";
     }
 
+    m
+}
+
+fn failover(r: &Report) -> String {
+    let mut m = String::new();
     m += "#### Failover phases (ms from the fault: `docker kill` of the master's container; on loopback its redis-server frozen and its sentinel killed)\n\n";
     m += &phase_table(r, |s| s.group != "image");
     m += "\nfloor = down-after + 300 ms. *all switched*: the last live sentinel's `+switch-master`; *VIP answering*: a new connection to the VIP (probed every 25 ms) answers as the new master; *client recovered*: a redis-rs sentinel-aware client (TCP_USER_TIMEOUT 500 ms, sentinels in node order, so the dead node's sentinel is asked first) has a write acknowledged again (each write bounded by 2 s). Loopback: the master's redis-server gets SIGSTOP and its sentinel SIGKILL; a killed container is silent to its peers (no FIN, no RST), and so is a frozen process, while a SIGKILLed process on a live host closes its connections and Sentinel, told at once, re-pings and starts the down-after clock up to 1 s earlier. No VIP on loopback.\n\n";
@@ -184,8 +203,13 @@ pub fn markdown(r: &Report, svg_name: &str) -> String {
     m += "\n#### Per image (default profile, down-after 2000)\n\n";
     m += &phase_table(r, |s| s.group == "image" || s.key == "c7.0-2000");
 
+    m
+}
+
+fn footprint(r: &Report) -> String {
+    let mut m = String::new();
     let f = &r.footprint;
-    m += "\n#### Footprint\n\n";
+    m += "#### Footprint\n\n";
     m += &format!(
         "RSS of the 6 containers at idle (default image, cgroup `rss`): **{:.1} MiB** in total",
         f.rss_total as f64 / 1048576.0
@@ -206,7 +230,6 @@ pub fn markdown(r: &Report, svg_name: &str) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     m += ".\n\n";
-    m += &format!("![failover phases per setting]({svg_name})\n");
     m
 }
 

@@ -104,18 +104,13 @@ pub async fn environment(docker: &bollard::Docker, host_redis: Option<String>) -
         host_redis_server: host_redis,
         ..Default::default()
     };
-    if let Ok(v) = docker.version().await {
-        e.docker_version = v.version.unwrap_or_default();
-        e.docker_api = v.api_version.unwrap_or_default();
-    }
-    if let Ok(o) = tokio::process::Command::new("docker-compose")
-        .arg("version")
-        .arg("--short")
-        .output()
-        .await
-    {
-        e.docker_compose = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    }
+    let engine = testbed::docker::engine_info(docker).await;
+    e.docker_version = engine.version;
+    // the API really used in the requests, and the engine's newest
+    e.docker_api = format!("{}, engine max {}", engine.api_used, engine.api_max);
+    e.docker_compose = testbed::compose::cli::detect()
+        .map(|c| c.describe())
+        .unwrap_or_else(|e| format!("none ({e})"));
     if let Ok(o) = tokio::process::Command::new("git")
         .args([
             "-C",
@@ -229,6 +224,10 @@ pub struct Report {
     pub up_steps: Vec<(String, Summary)>,
     pub phase_summary: Vec<PhaseSummary>,
     pub overhead: Vec<Overhead>,
+    /// The impairments' precision (`--only impair` or a full run).
+    pub impair: Option<super::impair::ImpairBench>,
+    /// Growth with nodes and with testbeds at once (`--only growth` or a full run).
+    pub growth: Option<super::growth::Growth>,
 }
 
 impl Report {
@@ -242,6 +241,8 @@ impl Report {
             bringup: Vec::new(),
             footprint: Footprint::default(),
             failover: Vec::new(),
+            impair: None,
+            growth: None,
             bringup_summary: BTreeMap::new(),
             up_over_compose: None,
             up_over_naive: None,
