@@ -28,14 +28,9 @@ const NEEDED_BY: &[(&str, &[&str])] = &[
     ("redis-py", &["repro of the redis-py scenarios"]),
     ("redis-server", &["bench"]),
     ("ping", &["the impairment tests"]),
-    (
-        "client-image-tools",
-        &["clients (the client matrix)", "the client tests"],
-    ),
-    (
-        "client-image",
-        &["clients (the client matrix)", "the client tests"],
-    ),
+    ("client-image-tools", &["clients", "the client tests"]),
+    // `clients` builds it itself when missing or stale
+    ("client-image", &["the client tests"]),
 ];
 
 /// The commands that need check `name` (empty: every command does).

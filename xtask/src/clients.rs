@@ -26,7 +26,7 @@ pub async fn run(args: &ClientsArgs, state_root: &Path) -> Result<()> {
         .iter()
         .map(|f| Scenario::from_file(f).map_err(anyhow::Error::from))
         .collect::<Result<_>>()?;
-    testbed::doctor::ensure_ready(true, state_root).await?;
+    testbed::doctor::ensure_for("clients", true, state_root).await?;
     let docker = testbed::docker::connect().await?;
     let image = client_image::ensure(&docker, &root(), &client_image::cache_dir())
         .await
