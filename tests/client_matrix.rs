@@ -1,6 +1,6 @@
 //! The client matrix for real: the shipped kill-master scenario of
 //! `fixtures/scenarios/clients/` with every client program of the image
-//! writing at once from its own container on one testbed (slot 164), as
+//! writing at once from its own container on one testbed (slot 166), as
 //! `cargo xtask clients` runs it. Every client must have a row with a
 //! measured recovery or an explicit "did not recover", the counts of each
 //! must add up (acknowledged = present + lost), and the files must say the
@@ -20,7 +20,7 @@ async fn kill_master_matrix_has_a_row_per_client_and_the_counts_add_up() -> Resu
         .await
         .context("this test runs real containers and needs a Docker engine")?;
     let scenario = Scenario::from_file(&common::fixture("scenarios/clients/kill-master.toml"))?;
-    let slot = common::slot(164)?;
+    let slot = common::slot(166)?;
     let opts = MatrixOptions {
         name_prefix: common::name("tm-"),
         first_slot: slot.network().octets()[2],

@@ -368,6 +368,11 @@ async fn a_clock_jump_and_a_readonly_config_hit_one_sentinel_only() -> Result<()
             "another sentinel entered TILT: {:?}",
             others.ok().map(|e| e.len())
         );
+        // what the soak waits on: INFO sentinel says so, for that one only
+        let tilted = testbed::health::sentinels_in_tilt(&tb.topology)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        ensure!(tilted == [n2.name.clone()], "in TILT: {tilted:?}");
         let clocks = tb.clocks().await?;
         ensure!(
             clocks.len() == 1

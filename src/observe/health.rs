@@ -154,6 +154,24 @@ pub async fn sentinel_view(t: &Topology, node: &Node) -> Result<SentinelView, St
     })
 }
 
+/// The nodes whose sentinel is in TILT (`INFO sentinel`: `sentinel_tilt:1`).
+/// A sentinel in TILT acts on nothing for 30 s after the last clock jump it
+/// saw (forwards or back): healthy by `probe`, yet out of every quorum.
+/// An unreachable sentinel is an error naming it.
+pub async fn sentinels_in_tilt(t: &Topology) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for n in &t.nodes {
+        let addr = SocketAddrV4::new(n.ip, t.sentinel_port);
+        let info = client::info(addr, None, "sentinel")
+            .await
+            .map_err(|e| format!("sentinel of {}: {e}", n.name))?;
+        if info.get("sentinel_tilt").is_some_and(|v| v == "1") {
+            out.push(n.name.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// A new connection to the VIP answers `role:master` with `master`'s run id.
 pub async fn vip_answers_as(t: &Topology, master: &Node) -> Result<(), String> {
     let pw = t.auth.as_ref().map(|a| a.password.as_str());

@@ -6,7 +6,10 @@
 //! address, process or state dir. A SIGKILL leaves only objects that the
 //! next `up` of that name removes and that `down --all` would find.
 //!
-//! Slots 160-163 of the tests' range (see tests/common in the testbed
+//! The same holds for a scenario interrupted while an impairment's
+//! `testbed-netem` daemon runs, and for `cargo xtask soak`.
+//!
+//! Slots 160-165 of the tests' range (see tests/common in the testbed
 //! crate); names `it-*` (with `TESTBED_TEST_PREFIX` in front).
 
 use anyhow::{bail, ensure, Context, Result};
@@ -50,23 +53,34 @@ fn topology(name: &str, s: u8) -> Result<PathBuf> {
 fn xtask() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_xtask"));
     c.stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("NO_COLOR", "1");
     c
 }
 
-/// The child's stderr lines, as they come.
+/// The child's stderr and stdout lines, as they come (progress goes to
+/// stderr; soak's fault lines to stdout).
 fn lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let err = child.stderr.take().expect("stderr is piped");
     let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().expect("stderr is piped");
+    let tx2 = tx.clone();
     std::thread::spawn(move || {
         for l in BufReader::new(err).lines().map_while(|l| l.ok()) {
-            if tx.send(l).is_err() {
+            if tx2.send(l).is_err() {
                 return;
             }
         }
     });
+    if let Some(out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(|l| l.ok()) {
+                if tx.send(l).is_err() {
+                    return;
+                }
+            }
+        });
+    }
     rx
 }
 
@@ -186,7 +200,10 @@ fn leftovers(name: &str, s: u8) -> Result<Vec<String>> {
             continue;
         };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains(env!("CARGO_BIN_EXE_xtask")) && cmd.contains(name) {
+        let xtask = cmd.contains(env!("CARGO_BIN_EXE_xtask")) && cmd.contains(name);
+        // an impairment daemon names its testbed: `--testbed NAME `
+        let daemon = cmd.contains("testbed-netem") && cmd.contains(&format!(" --testbed {name} "));
+        if xtask || daemon {
             left.push(format!(
                 "process {}: {cmd}",
                 e.file_name().to_string_lossy()
@@ -206,6 +223,20 @@ fn interrupt_at(
     marker: &str,
     k: usize,
     sig: i32,
+) -> Result<bool> {
+    interrupt_checked(args, name, s, marker, k, sig, &|| Ok(()))
+}
+
+/// [`interrupt_at`], checking `before` (what must exist when the signal
+/// is sent) right before sending it.
+fn interrupt_checked(
+    args: &[&str],
+    name: &str,
+    s: u8,
+    marker: &str,
+    k: usize,
+    sig: i32,
+    before: &dyn Fn() -> Result<()>,
 ) -> Result<bool> {
     let mut child = xtask().args(args).spawn().context("spawning xtask")?;
     let rx = lines(&mut child);
@@ -228,6 +259,12 @@ fn interrupt_at(
         hit,
         "`{marker}` line {k} never came; the child printed: {seen:#?}"
     );
+    if let Err(e) = before() {
+        signal(&child, libc::SIGKILL);
+        let _ = child.wait();
+        let _ = xtask().args(["down", "--name", name]).status();
+        bail!("at line {k} of `{marker}`: {e:#}; the child printed: {seen:#?}");
+    }
     signal(&child, sig);
     let (code, rest) = finish(child, &rx, Duration::from_secs(90))?;
     let all: Vec<&String> = seen.iter().chain(&rest).collect();
@@ -294,22 +331,10 @@ fn ctrl_c_at_any_step_of_up_leaves_nothing() -> Result<()> {
 fn ctrl_c_during_a_scenario_leaves_nothing() -> Result<()> {
     require_docker()?;
     let s = slot(161);
-    // a scenario of its own, so its testbed (rp-<scenario>) is this test's
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
     let text = std::fs::read_to_string(fixtures.join("scenarios/kill-master.toml"))?;
     let scenario = format!("{}it-repro", prefix());
-    let dir = std::env::temp_dir().join(format!("tb-interrupt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join(format!("{scenario}.toml"));
-    let topology = fixtures.join("topology.toml").canonicalize()?;
-    std::fs::write(
-        &file,
-        format!(
-            "name = \"{scenario}\"\ntopology = \"{}\"\n{text}",
-            topology.display()
-        ),
-    )?;
-    let _cleanup = Remove(file.clone());
+    let (file, _cleanup) = own_scenario(&scenario, &text)?;
     let name = format!("rp-{scenario}");
     let f = file.display().to_string();
     let slot_arg = s.to_string();
@@ -344,7 +369,7 @@ fn ctrl_c_during_a_scenario_leaves_nothing() -> Result<()> {
 #[test]
 fn ctrl_c_during_the_client_matrix_leaves_nothing() -> Result<()> {
     require_docker()?;
-    let s = slot(163);
+    let s = slot(165);
     // the matrix's kill-master scenario under a name of this test's, so its
     // testbed (cm-<scenario>) and its client containers are this test's
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
@@ -446,6 +471,123 @@ fn a_killed_up_leaves_only_what_the_next_up_and_down_all_find() -> Result<()> {
     ensure!(st.success());
     let left = leftovers(&name, s)?;
     ensure!(left.is_empty(), "{left:#?}");
+    Ok(())
+}
+
+/// A scenario file of the test's own (so its testbed, rp-<scenario>, is the
+/// test's), in a temp folder removed when the guard drops.
+fn own_scenario(scenario: &str, body: &str) -> Result<(PathBuf, Remove)> {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let dir = std::env::temp_dir().join(format!("tb-interrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join(format!("{scenario}.toml"));
+    let topology = fixtures.join("topology.toml").canonicalize()?;
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"{scenario}\"\ntopology = \"{}\"\n{body}",
+            topology.display()
+        ),
+    )?;
+    Ok((file.clone(), Remove(file)))
+}
+
+#[test]
+fn ctrl_c_while_an_impairment_daemon_runs_leaves_no_daemon() -> Result<()> {
+    require_docker()?;
+    let s = slot(163);
+    let scenario = format!("{}it-impair", prefix());
+    // delay and loss on the master (two daemons' worth of rules on one
+    // node), then a long hold: the signal lands while the daemon serves
+    let body = r#"description = "an impaired master, held"
+[[step]]
+action = "delay"
+a = ["master"]
+b = []
+ms = 30
+[[step]]
+action = "loss"
+a = ["node2"]
+b = ["node3"]
+percent = 5
+[[step]]
+action = "sleep"
+ms = 30000
+[[step]]
+action = "heal"
+"#;
+    let (file, _cleanup) = own_scenario(&scenario, body)?;
+    let name = format!("rp-{scenario}");
+    let f = file.display().to_string();
+    let slot_arg = s.to_string();
+    let args = ["repro", &f, "--slot", &slot_arg];
+    let marker = format!("scenario {scenario}:");
+    let mut interrupted = 0;
+    // after the delay (line 2: the loss step starts), during the hold
+    // (line 3), once with SIGTERM
+    // the signal must land while a daemon of this testbed runs
+    let daemon_runs = || -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while testbed::faults::impair::all_daemons()
+            .iter()
+            .all(|(_, t)| *t != name)
+        {
+            ensure!(
+                Instant::now() < deadline,
+                "no testbed-netem of {name} ran within 10 s of the delay step"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    };
+    for (k, sig) in [(2, libc::SIGINT), (3, libc::SIGINT), (3, libc::SIGTERM)] {
+        if interrupt_checked(&args, &name, s, &marker, k, sig, &daemon_runs)? {
+            interrupted += 1;
+        }
+    }
+    ensure!(
+        interrupted == 3,
+        "only {interrupted} of 3 signals interrupted"
+    );
+    Ok(())
+}
+
+#[test]
+fn ctrl_c_during_a_soak_leaves_nothing() -> Result<()> {
+    require_docker()?;
+    let name = format!("{}it-soak", prefix());
+    let s = slot(164);
+    let slot_arg = s.to_string();
+    let args = [
+        "soak",
+        "--minutes",
+        "2",
+        "--seed",
+        "7",
+        "--name",
+        &name,
+        "--slot",
+        &slot_arg,
+    ];
+    let up = format!("up {name}:");
+    // during bring-up, then after the first and the second fault (the
+    // next one's apply, hold or repair is in flight)
+    let points = [
+        (up.as_str(), 3, libc::SIGINT),
+        (up.as_str(), 8, libc::SIGTERM),
+        ("  #1 ", 1, libc::SIGINT),
+        ("  #2 ", 1, libc::SIGINT),
+    ];
+    let mut interrupted = 0;
+    for (marker, k, sig) in points {
+        if interrupt_at(&args, &name, s, marker, k, sig)? {
+            interrupted += 1;
+        }
+    }
+    ensure!(
+        interrupted == 4,
+        "only {interrupted} of 4 signals interrupted"
+    );
     Ok(())
 }
 

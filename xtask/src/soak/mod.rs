@@ -292,20 +292,29 @@ fn describe(a: &Action) -> String {
         .to_string()
 }
 
-/// Waits until the testbed is healthy around whichever node is master and
-/// exactly one node holds the VIP; returns the master's name.
+/// Waits until the testbed is healthy around whichever node is master,
+/// exactly one node holds the VIP and no sentinel is in TILT (a clock
+/// jump's repair is a jump too: without this, the next fault would meet a
+/// sentinel that cannot vote — measured: seed 2026, fault #51, a master
+/// killed 2 s after a clock jump's repair was never failed over, restarted
+/// with an old dataset, and thousands of writes were gone); returns the
+/// master's name.
 async fn recover(tb: &Testbed) -> testbed::Result<String> {
     testbed::wait::until(
-        "the testbed to be healthy with one VIP holder",
+        "the testbed to be healthy with one VIP holder and no sentinel in TILT",
         RECOVERY,
         testbed::wait::POLL,
         || async {
             let m = tb.current_master().await.map_err(|e| e.to_string())?;
             testbed::health::probe(&tb.topology, &m).await?;
             let holders = tb.vip_holders().await.map_err(|e| e.to_string())?;
-            match holders.len() {
-                1 => Ok(m.name),
-                _ => Err(format!("VIP holders: [{}]", holders.join(", "))),
+            if holders.len() != 1 {
+                return Err(format!("VIP holders: [{}]", holders.join(", ")));
+            }
+            let tilted = testbed::health::sentinels_in_tilt(&tb.topology).await?;
+            match tilted.as_slice() {
+                [] => Ok(m.name),
+                t => Err(format!("sentinels in TILT: [{}]", t.join(", "))),
             }
         },
     )
