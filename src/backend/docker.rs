@@ -20,8 +20,13 @@ pub const LABEL_MANAGED: &str = "io.redis-sentinel-testbed.managed";
 pub const LABEL_NAME: &str = "io.redis-sentinel-testbed.name";
 /// Label naming the node (node1, ...) of a container.
 pub const LABEL_NODE: &str = "io.redis-sentinel-testbed.node";
-/// Label with the container's kind: `redis` or `sentinel`.
+/// Label with the container's kind: `redis`, `sentinel` or [`KIND_CLIENT`].
 pub const LABEL_KIND: &str = "io.redis-sentinel-testbed.kind";
+/// `LABEL_KIND` of a client container (a program of the client image on the
+/// testbed's segment).
+pub const KIND_CLIENT: &str = "client";
+/// Label naming the client program a client container runs.
+pub const LABEL_CLIENT: &str = "io.redis-sentinel-testbed.client";
 /// Label on images the testbed built (never removed by `down`).
 pub const LABEL_IMAGE: &str = "io.redis-sentinel-testbed.image";
 

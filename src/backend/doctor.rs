@@ -28,6 +28,9 @@ const NEEDED_BY: &[(&str, &[&str])] = &[
     ("redis-py", &["repro of the redis-py scenarios"]),
     ("redis-server", &["bench"]),
     ("ping", &["the impairment tests"]),
+    ("client-image-tools", &["clients", "the client tests"]),
+    // `clients` builds it itself when missing or stale
+    ("client-image", &["the client tests"]),
 ];
 
 /// The commands that need check `name` (empty: every command does).
@@ -60,6 +63,9 @@ const PACKAGES: &[&str] = &[
     "iputils-ping",
     // the bench's loopback contender: the same Redis as plain processes
     "redis-server",
+    // what builds the client image of `cargo xtask clients`
+    "npm",
+    "python3-pip",
 ];
 
 /// A check's result: `Ok(detail)` or `Err((detail, hint))`.
@@ -147,7 +153,50 @@ pub async fn checks() -> Vec<Check> {
         on_path("redis-server", "redis-server"),
     ));
     out.push(check("ping", on_path("ping", "iputils-ping")));
+    out.extend(client_checks().await);
     out
+}
+
+// ---- the client matrix (`cargo xtask clients`) ----
+
+/// What `cargo xtask clients` needs: the tools that build the client image
+/// (`doctor --fix` installs npm and python3-pip; debootstrap is checked
+/// above), and the image itself, current with `fixtures/clients`.
+async fn client_checks() -> Vec<Check> {
+    use crate::backend::client_image::{self, Status, CLIENT_IMAGE};
+    let missing = client_image::missing_build_tools();
+    let tools = if missing.is_empty() {
+        Ok("debootstrap, npm, pip, cargo".into())
+    } else {
+        Err((
+            format!("missing {}", missing.join(", ")),
+            format!("needed to build {CLIENT_IMAGE} for `cargo xtask clients` ({FIX})"),
+        ))
+    };
+    let build = format!(
+        "`cargo xtask image {CLIENT_IMAGE}` builds it (about 11 min the first time, cached after)"
+    );
+    let image = match crate::backend::docker::connect().await {
+        Err(e) => Err(explain(e, || format!("start dockerd ({FIX})"))),
+        Ok(docker) => {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
+            match client_image::status(&docker, workspace).await {
+                Ok(Status::Current(i)) => {
+                    Ok(format!("{} ({} MB)", i.name, i.size_bytes / 1_000_000))
+                }
+                Ok(Status::Stale(_)) => Err((
+                    format!("{CLIENT_IMAGE} was built from other client programs"),
+                    build,
+                )),
+                Ok(Status::Missing) => Err((format!("no {CLIENT_IMAGE}"), build)),
+                Err(e) => Err(explain(e, || build.clone())),
+            }
+        }
+    };
+    vec![
+        check("client-image-tools", tools),
+        check("client-image", image),
+    ]
 }
 
 /// redis-py for python3, at the pinned version (the external client of
@@ -368,6 +417,11 @@ pub async fn fix(log_dir: &Path) -> Result<()> {
         // docker.io would conflict with docker-ce.
         .filter(|p| !(*p == "docker.io" && host::which("dockerd").is_some()))
         .filter(|p| !(*p == "docker-compose" && crate::backend::compose_cli::detect().is_ok()))
+        // an npm or a pip from elsewhere (nodesource, pyenv) serves as well
+        .filter(|p| !(*p == "npm" && host::which("npm").is_some()))
+        .filter(|p| {
+            !(*p == "python3-pip" && host::run("python3", &["-m", "pip", "--version"]).is_ok())
+        })
         .filter(|p| !dpkg_installed(p))
         .collect();
     if !missing.is_empty() {

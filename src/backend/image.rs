@@ -26,6 +26,8 @@ mod build;
 mod mirror;
 
 pub use mirror::{mirror, mirror_from_sources};
+// what the client image (`client_image.rs`) builds with
+pub(crate) use build::{debootstrap, import, quote, remove_rootfs, slim};
 
 /// The version of the build steps (debootstrap minbase, `slim`, the tar
 /// flags, the import's changes). Bump it when they change: every catalog

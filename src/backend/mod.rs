@@ -3,6 +3,7 @@
 //! the prerequisites (`doctor`).
 
 pub mod client;
+pub mod client_image;
 pub mod compose_cli;
 pub mod containers;
 pub mod docker;

@@ -13,6 +13,8 @@
 //!   daemon on an NFQUEUE, and htb in the kernel);
 //! - `clock`: clock jumps of one process (the testbed's clock shim);
 //! - `disk`: a sentinel's config folder made read-only.
+//! - `blackhole`: the client containers' packets to the nodes' sentinels
+//!   dropped (`sentinel-blackhole`), in the same netfilter chain.
 //!
 //! The verbs, their names and what ends each are the table of
 //! [`crate::model::verb`]; [`Testbed::apply`] carries out an [`Action`] (a
@@ -26,6 +28,7 @@
 //! cut off too (as when a server dies); starting the node again restarts its
 //! sentinel so it joins the new namespace.
 
+mod blackhole;
 pub mod clock;
 mod command;
 mod disk;
@@ -69,6 +72,7 @@ impl Testbed {
             Action::SentinelCrash { target } => self.sentinel_crash(target).await,
             Action::SentinelPause { target } => self.sentinel_pause(target).await,
             Action::SentinelResume { target } => self.sentinel_resume(target).await,
+            Action::SentinelBlackhole { target } => self.sentinel_blackhole(target).await,
             Action::SimulateFailure { target, mode } => self.simulate_failure(target, *mode).await,
             Action::DebugSleep { target, ms } => {
                 self.debug_sleep(target, Duration::from_millis(*ms)).await

@@ -123,6 +123,24 @@ pub(crate) async fn iptables(pid: i64, args: &[&str]) -> Result<String> {
     host::in_netns(pid, "iptables", &full).await
 }
 
+/// Makes [`CHAIN`] and its jump from INPUT in the namespace of `pid` if
+/// they are missing; returns the rules already in it.
+pub(super) async fn ensure_chain(pid: i64) -> Result<Vec<(Ipv4Addr, PartitionKind)>> {
+    let listing = iptables(pid, &["-S"]).await?;
+    let present = match parse_rules(&listing) {
+        Some(r) => r,
+        None => {
+            iptables(pid, &["-N", CHAIN]).await?;
+            Vec::new()
+        }
+    };
+    let jump = format!("-A INPUT -j {CHAIN}");
+    if !listing.lines().any(|l| l.trim() == jump) {
+        iptables(pid, &["-I", "INPUT", "1", "-j", CHAIN]).await?;
+    }
+    Ok(present)
+}
+
 impl Testbed {
     /// Resolves the two groups of a link fault to nodes. An empty `b` is
     /// every node not in `a`. The groups must be disjoint and non-empty.
@@ -260,18 +278,7 @@ impl Testbed {
             self.topology.redis_port, self.topology.sentinel_port
         );
         for (to, pid) in pids {
-            let listing = iptables(pid, &["-S"]).await?;
-            let present = match parse_rules(&listing) {
-                Some(r) => r,
-                None => {
-                    iptables(pid, &["-N", CHAIN]).await?;
-                    Vec::new()
-                }
-            };
-            let jump = format!("-A INPUT -j {CHAIN}");
-            if !listing.lines().any(|l| l.trim() == jump) {
-                iptables(pid, &["-I", "INPUT", "1", "-j", CHAIN]).await?;
-            }
+            let present = ensure_chain(pid).await?;
             for &(from, kind) in &plan[&to] {
                 if present.contains(&(from, kind)) {
                     continue;

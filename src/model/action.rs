@@ -61,6 +61,10 @@ pub enum Action {
     SentinelResume {
         target: Target,
     },
+    /// The client containers' packets to the nodes' sentinels are dropped.
+    SentinelBlackhole {
+        target: Target,
+    },
     SimulateFailure {
         target: Target,
         mode: SimulateFailure,
@@ -211,6 +215,7 @@ impl Action {
             Action::SentinelCrash { .. } => Verb::SentinelCrash,
             Action::SentinelPause { .. } => Verb::SentinelPause,
             Action::SentinelResume { .. } => Verb::SentinelResume,
+            Action::SentinelBlackhole { .. } => Verb::SentinelBlackhole,
             Action::SimulateFailure { .. } => Verb::SimulateFailure,
             Action::DebugSleep { .. } => Verb::DebugSleep,
             Action::ClientPause { .. } => Verb::ClientPause,
@@ -252,6 +257,7 @@ impl Action {
             | Action::SentinelCrash { target }
             | Action::SentinelPause { target }
             | Action::SentinelResume { target }
+            | Action::SentinelBlackhole { target }
             | Action::SimulateFailure { target, .. }
             | Action::DebugSleep { target, .. }
             | Action::ClientPause { target, .. }
@@ -284,6 +290,7 @@ impl Action {
             Verb::SentinelCrash => Action::SentinelCrash { target },
             Verb::SentinelPause => Action::SentinelPause { target },
             Verb::SentinelResume => Action::SentinelResume { target },
+            Verb::SentinelBlackhole => Action::SentinelBlackhole { target },
             Verb::ConfigReadonly => Action::ConfigReadonly { target },
             _ => return None,
         })

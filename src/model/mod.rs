@@ -3,6 +3,7 @@
 //! milliseconds.
 
 pub mod action;
+pub mod clients;
 pub mod net;
 pub mod render;
 pub mod target;

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 mod markdown;
+pub mod matrix;
 pub mod merge;
 pub mod svg;
 pub use markdown::{outcome, render_markdown};
@@ -347,7 +348,7 @@ fn write_run(d: &Path, r: &RunResult, write: &dyn Fn(PathBuf, &str) -> Result<()
         .map(|o| serde_json::to_string(o).expect("an op serialises") + "\n")
         .collect();
     write(d.join("history.jsonl"), &history)?;
-    if let Some(x) = &r.external {
+    for x in r.external.iter().chain(&r.clients) {
         let name = safe_name(&x.run.name);
         let history: String = x
             .run
@@ -372,6 +373,13 @@ fn write_run(d: &Path, r: &RunResult, write: &dyn Fn(PathBuf, &str) -> Result<()
     )?;
     let svg = crate::report::svg::timeline_svg(r);
     write(d.join("timeline.svg"), &svg)?;
+    if !r.clients.is_empty() {
+        let title = format!("{}: the clients, one lane each", r.scenario);
+        write(
+            d.join("clients.svg"),
+            &crate::report::svg::matrix_svg(&title, &[r]),
+        )?;
+    }
     // A PNG for issue trackers that take no SVG, when a converter is at hand.
     if crate::backend::host::which("rsvg-convert").is_some() {
         let (svg_p, png_p) = (d.join("timeline.svg"), d.join("timeline.png"));

@@ -9,7 +9,9 @@ use crate::observe::timeline::Kind;
 use crate::scenario::run::RunResult;
 use std::fmt::Write;
 
+mod matrix;
 mod model;
+pub use matrix::matrix_svg;
 use model::{duplicate_vip_windows, label_text, lanes, marks};
 pub use model::{fault_windows, FaultWindow};
 

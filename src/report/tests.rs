@@ -205,6 +205,7 @@ fn an_external_client_gets_its_section_lanes_and_files() {
             history,
             parse_error: None,
             read_error: None,
+            ..Default::default()
         },
         measurements: crate::scenario::run::ClientMeasurements {
             lost_acknowledged_writes: 1,

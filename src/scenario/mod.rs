@@ -8,9 +8,11 @@
 //! with typed, validated arguments (targets name nodes of its topology, or
 //! are refused), every expectation a known measure with a numeric bound.
 
+pub mod clients;
 mod endstate;
 mod evidence;
 mod judge;
+pub mod matrix;
 mod parse;
 pub mod result;
 pub mod run;
@@ -42,6 +44,10 @@ pub struct Scenario {
     pub workload: Option<WorkloadSpec>,
     /// A client library under test, run beside the built-in workload.
     pub external: Option<ExternalSpec>,
+    /// More clients under test, all writing at once (`[[clients]]`; `cargo
+    /// xtask clients` fills it with its selection). Each is judged on its
+    /// own; none ends the run by crashing.
+    pub clients: Vec<ExternalSpec>,
     pub steps: Vec<Step>,
     pub expect: Vec<Expectation>,
     /// The measure whose median the behaviour matrix shows (`key_measure`,

@@ -33,6 +33,8 @@ struct Raw {
     workload: Option<Spanned<RawWorkload>>,
     external_client: Option<Spanned<RawExternal>>,
     #[serde(default)]
+    clients: Vec<Spanned<RawExternal>>,
+    #[serde(default)]
     step: Vec<Spanned<RawStep>>,
     expect: Option<Spanned<toml::Table>>,
     key_measure: Option<Spanned<String>>,
@@ -57,7 +59,12 @@ struct RawWorkload {
 #[serde(deny_unknown_fields)]
 struct RawExternal {
     name: Option<Spanned<String>>,
-    command: Spanned<Vec<String>>,
+    /// A host command.
+    command: Option<Spanned<Vec<String>>>,
+    /// Or a client program of the client image, run in a container.
+    client: Option<Spanned<String>>,
+    /// The client program's arguments.
+    args: Option<Spanned<Vec<String>>>,
     rate: Option<Spanned<u32>>,
     timeout_ms: Option<Spanned<u64>>,
 }
@@ -136,8 +143,24 @@ impl Scenario {
         let external = raw
             .external_client
             .as_ref()
-            .map(|x| external(&cx, x.get_ref(), dir))
+            .map(|x| client_spec(&cx, x, dir, "external_client"))
             .transpose()?;
+        let mut clients: Vec<ExternalSpec> = Vec::new();
+        for (i, c) in raw.clients.iter().enumerate() {
+            let spec = client_spec(&cx, c, dir, &format!("clients[{i}]"))?;
+            let taken = clients
+                .iter()
+                .chain(external.as_ref())
+                .any(|o| o.name == spec.name);
+            if taken {
+                return Err(cx.err(
+                    c.span(),
+                    format!("key `clients[{i}]`: a second client named `{}`", spec.name),
+                    Some("each client writes its own keys wl:<name>:<id>: give it another `name`"),
+                ));
+            }
+            clients.push(spec);
+        }
         let mut steps = Vec::new();
         for s in &raw.step {
             steps.push(step(&cx, s, &topology, external.is_some())?);
@@ -160,6 +183,7 @@ impl Scenario {
             topology,
             workload,
             external,
+            clients,
             steps,
             expect,
             key_measure,
@@ -215,11 +239,45 @@ fn workload(cx: &Ctx, w: &RawWorkload, t: &Topology) -> Result<WorkloadSpec> {
     })
 }
 
-fn external(cx: &Ctx, x: &RawExternal, dir: &Path) -> Result<ExternalSpec> {
-    let name = x
-        .name
-        .as_ref()
-        .map_or("external".to_string(), |n| n.get_ref().clone());
+/// An `[external_client]` or one of `[[clients]]` (`key` names it in
+/// messages): a host `command`, or a `client` program of the client image.
+fn client_spec(cx: &Ctx, sx: &Spanned<RawExternal>, dir: &Path, key: &str) -> Result<ExternalSpec> {
+    let x = sx.get_ref();
+    let program = match (&x.command, &x.client) {
+        (Some(c), Some(_)) => {
+            return Err(cx.err(
+                c.span(),
+                format!("key `{key}`: `command` and `client` both given"),
+                Some("`command` runs a program on the host, `client` a program of the client image in a container: pick one"),
+            ))
+        }
+        (None, None) => {
+            return Err(cx.err(
+                sx.span(),
+                format!("key `{key}`: neither `command` nor `client`"),
+                Some(&format!(
+                    "client = \"ioredis-sentinel\" (one of: {}), or command = [\"python3\", \"../clients/redis_py_sentinel.py\"]",
+                    crate::model::clients::names()
+                )),
+            ))
+        }
+        (None, Some(c)) => Some(
+            crate::model::clients::find(c.get_ref())
+                .map_err(|m| cx.err(c.span(), format!("key `{key}.client`: {m}"), None))?,
+        ),
+        (Some(_), None) => None,
+    };
+    if let (Some(a), None) = (&x.args, program) {
+        return Err(cx.err(
+            a.span(),
+            format!("key `{key}.args`: `args` goes with `client`"),
+            Some("a host `command` carries its arguments itself"),
+        ));
+    }
+    let name = x.name.as_ref().map_or_else(
+        || program.map_or("external".to_string(), |p| p.name.to_string()),
+        |n| n.get_ref().clone(),
+    );
     let usable = !name.is_empty()
         && name.len() <= 32
         && name
@@ -228,28 +286,41 @@ fn external(cx: &Ctx, x: &RawExternal, dir: &Path) -> Result<ExternalSpec> {
     if !usable {
         return Err(cx.err(
             x.name.as_ref().map_or(0..0, |n| n.span()),
-            format!("key `external_client.name`: `{name}` is not a usable name"),
+            format!("key `{key}.name`: `{name}` is not a usable name"),
             Some("1-32 letters, digits, `-` or `_` (it becomes the key prefix wl:<name>:)"),
         ));
     }
-    if x.command
-        .get_ref()
-        .first()
-        .is_none_or(|c| c.trim().is_empty())
-    {
-        return Err(cx.err(
-            x.command.span(),
-            "key `external_client.command`: the command is empty",
-            Some("e.g. command = [\"python3\", \"../clients/python/redis_py_sentinel.py\"]"),
-        ));
-    }
+    let command = match (program, &x.command) {
+        (Some(p), _) => {
+            let mut c = vec![p.name.to_string()];
+            c.extend(
+                x.args
+                    .as_ref()
+                    .map(|a| a.get_ref().clone())
+                    .unwrap_or_default(),
+            );
+            c
+        }
+        (None, Some(c)) => {
+            if c.get_ref().first().is_none_or(|w| w.trim().is_empty()) {
+                return Err(cx.err(
+                    c.span(),
+                    format!("key `{key}.command`: the command is empty"),
+                    Some("e.g. command = [\"python3\", \"../clients/redis_py_sentinel.py\"]"),
+                ));
+            }
+            c.get_ref().clone()
+        }
+        (None, None) => unreachable!("checked above"),
+    };
     let d = WorkloadSpec::default();
     Ok(ExternalSpec {
         name,
-        command: x.command.get_ref().clone(),
+        command,
         dir: dir.to_path_buf(),
-        rate: rate(cx, &x.rate, "external_client.rate")?.unwrap_or(d.rate),
-        timeout_ms: positive(cx, &x.timeout_ms, "external_client.timeout_ms")?.unwrap_or(1000),
+        rate: rate(cx, &x.rate, &format!("{key}.rate"))?.unwrap_or(d.rate),
+        timeout_ms: positive(cx, &x.timeout_ms, &format!("{key}.timeout_ms"))?.unwrap_or(1000),
+        image: program.map(|_| crate::backend::client_image::CLIENT_IMAGE.to_string()),
     })
 }
 

@@ -65,6 +65,10 @@ pub struct ClientMeasurements {
     pub refused_writes: usize,
     /// The longest span of acknowledged writes that were lost.
     pub loss_window_ms: f64,
+    /// Acknowledged after the first `+switch-master`, and lost: written to
+    /// a master the sentinels had already replaced
+    /// ([`checker::to_demoted_master`]).
+    pub wrote_to_demoted_master: usize,
 }
 
 impl ClientMeasurements {
@@ -80,8 +84,29 @@ impl ClientMeasurements {
                 .iter()
                 .map(|w| w.len_ms())
                 .fold(0.0, f64::max),
+            // set where the switch time is known (`with_switch`)
+            wrote_to_demoted_master: 0,
         }
     }
+
+    /// Adds what depends on the first `+switch-master` (timeline ms).
+    pub fn with_switch(
+        mut self,
+        history: &[Op],
+        check: &checker::Report,
+        switch_ms: Option<f64>,
+    ) -> Self {
+        self.wrote_to_demoted_master = checker::to_demoted_master(history, &check.lost, switch_ms);
+        self
+    }
+}
+
+/// The first `+switch-master` at or after `since_ms`.
+pub fn first_switch(events: &[Event], since_ms: f64) -> Option<f64> {
+    events
+        .iter()
+        .find(|e| e.name == "+switch-master" && e.t_ms >= since_ms)
+        .map(|e| e.t_ms)
 }
 
 /// The external client's run, checked like the built-in workload.
@@ -128,6 +153,9 @@ pub struct RunResult {
     pub history: Vec<Op>,
     /// The scenario's `[external_client]`, when it has one.
     pub external: Option<ExternalResult>,
+    /// The scenario's `[[clients]]`, each checked on its own (one that
+    /// crashed or never started is here too, with why).
+    pub clients: Vec<ExternalResult>,
     pub timeline: Vec<Event>,
     pub script_calls: Vec<ScriptCall>,
     /// node -> command -> raw reply text.

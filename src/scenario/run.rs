@@ -1,5 +1,6 @@
-//! Running a scenario on a fresh testbed: workload, external client, steps
-//! and a VIP sampler side by side, then the checker, the measurements, the
+//! Running a scenario on a fresh testbed: workload, external client, the
+//! `[[clients]]` (`scenario::clients`), steps and a VIP sampler side by
+//! side, then the checker, the measurements, the
 //! verdicts, and the evidence a report needs, collected before the testbed
 //! goes.
 //!
@@ -60,9 +61,10 @@ const VIP_SAMPLE: Duration = Duration::from_millis(100);
 /// Runs `s` once on a fresh testbed.
 pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     // a missing client program is found before anything is created
-    if let Some(x) = &s.external {
+    for x in s.external.iter().chain(&s.clients) {
         x.program()?;
     }
+    ensure_client_image(s).await?;
     let mut topo = s.topology.relocated(&opts.testbed_name, opts.subnet)?;
     if let Some(img) = &opts.image {
         topo.image = img.clone();
@@ -82,6 +84,7 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         Some(x) => Some(ExternalClient::start(&tb, x).await?),
         None => None,
     };
+    let started = super::clients::start_all(&tb, &s.clients).await?;
     let steps_start = tb.timeline.now_ms();
     let stop = AtomicBool::new(false);
     let progress = Progress::new(&format!("scenario {}", s.name));
@@ -104,6 +107,10 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         Some(x) => Some(x.stop(&tb).await),
         None => None,
     };
+    let mut client_runs = started.failed;
+    client_runs.extend(super::clients::stop_all(&tb, started.running).await);
+    // in the scenario's order
+    client_runs.sort_by_key(|r| s.clients.iter().position(|c| c.name == r.name));
     let final_master = tb.current_master().await.ok();
     let fm = final_master.as_ref();
     // what the final master holds decides what was lost: when it cannot be
@@ -118,25 +125,13 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     let check = checker::check(&history, &ids);
     let events = tb.timeline.events();
     let (fault_ms, reconnect_ms) = result::fault_and_reconnect(&events, steps_start);
-    let external = match ext_run {
-        Some(run) => {
-            let prefix = crate::workload::external::key_prefix(&run.name);
-            let (ids, why) = present(&tb, fm, &prefix, &run.history).await;
-            if let Some(why) = why {
-                for k in [Measure::LostAcknowledgedWrites, Measure::LossWindowMs] {
-                    unread.push((format!("external.{}", k.key()), why.clone()));
-                }
-            }
-            let check = checker::check(&run.history, &ids);
-            let measurements = ClientMeasurements::of(&check, fault_ms);
-            Some(ExternalResult {
-                run,
-                check,
-                measurements,
-            })
-        }
-        None => None,
-    };
+    let switch_ms = result::first_switch(&events, fault_ms.unwrap_or(steps_start));
+    let clients = super::clients::judge(&tb, fm, client_runs, fault_ms, switch_ms).await?;
+    // the external client is judged as every client is
+    let external =
+        super::clients::judge(&tb, fm, ext_run.into_iter().collect(), fault_ms, switch_ms)
+            .await?
+            .pop();
     let mut measurements = result::measure(MeasureInput {
         events: &events,
         check: &check,
@@ -188,7 +183,7 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         .iter()
         .map(|e| result::verdict(e, &measurements, external.as_ref(), &old.name))
         .collect();
-    if let Some(x) = &external {
+    for x in external.iter().chain(&clients) {
         verdicts.push(result::external_ran(x));
     }
     let result = RunResult {
@@ -208,6 +203,7 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
         check,
         history,
         external,
+        clients,
         timeline: events,
         script_calls,
         snapshots,
@@ -216,6 +212,29 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> Result<RunResult> {
     };
     tb.down().await?;
     Ok(result)
+}
+
+/// Builds the client image when a client of the scenario runs in a
+/// container and the image is missing or stale (as `up` builds the server
+/// image).
+async fn ensure_client_image(s: &Scenario) -> Result<()> {
+    if !s
+        .external
+        .iter()
+        .chain(&s.clients)
+        .any(|c| c.image.is_some())
+    {
+        return Ok(());
+    }
+    let docker = crate::backend::docker::connect().await?;
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate::backend::client_image::ensure(
+        &docker,
+        workspace,
+        &crate::backend::client_image::cache_dir(),
+    )
+    .await
+    .map(drop)
 }
 
 /// Which writes of `history` (keys `<prefix><id>`) the final master has,

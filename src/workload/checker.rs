@@ -20,6 +20,11 @@ pub struct Report {
     pub refused_but_present: Vec<u64>,
     /// Ids that appear more than once in the history.
     pub duplicated: Vec<u64>,
+    /// Writes applied more than once: an `INCR` whose key holds more than 1
+    /// at the end (a retry or an offline queue sent it again). Only for
+    /// clients whose writes are `INCR` (see [`check_counts`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub applied_twice: Vec<u64>,
     /// Refused writes by error kind (READONLY, NOREPLICAS, ...).
     pub errors: BTreeMap<String, usize>,
     /// Spans (timeline ms) in which no write got through: from the first
@@ -82,6 +87,48 @@ pub fn check(history: &[Op], present: &HashSet<u64>) -> Report {
     r.unavailable = outages(&ops);
     r.loss_windows = loss_windows(&ops, present);
     r
+}
+
+/// [`check`] for a client whose writes are `INCR <key>`: `values` holds what
+/// each key of the history reads at the end (missing keys are absent), so
+/// a write applied twice shows as a value above 1.
+pub fn check_counts(history: &[Op], values: &BTreeMap<u64, i64>) -> Report {
+    let present: HashSet<u64> = values.keys().copied().collect();
+    let mut r = check(history, &present);
+    r.applied_twice = values
+        .iter()
+        .filter(|(_, v)| **v > 1)
+        .map(|(id, _)| *id)
+        .collect();
+    r
+}
+
+impl Report {
+    /// Every write that happened more than once: ids written twice by the
+    /// client, and writes the library applied twice.
+    pub fn duplicates(&self) -> Vec<u64> {
+        let mut d: Vec<u64> = self
+            .duplicated
+            .iter()
+            .chain(&self.applied_twice)
+            .copied()
+            .collect();
+        d.sort_unstable();
+        d.dedup();
+        d
+    }
+}
+
+/// Acknowledged writes that completed after `switch_ms` (the first
+/// `+switch-master`) and are missing at the end: a master the sentinels had
+/// already replaced took them, and lost them when it was demoted.
+pub fn to_demoted_master(history: &[Op], lost: &[u64], switch_ms: Option<f64>) -> usize {
+    let Some(t) = switch_ms else { return 0 };
+    let lost: HashSet<u64> = lost.iter().copied().collect();
+    history
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok && o.complete_ms > t && lost.contains(&o.id))
+        .count()
 }
 
 /// The unavailability windows of `history` (see [`Report::unavailable`]).
@@ -299,6 +346,36 @@ mod tests {
                 ongoing: false,
             }]
         );
+    }
+
+    #[test]
+    fn a_value_above_one_is_a_write_applied_twice() {
+        let h = vec![
+            op(1, 0.0, Outcome::Ok),
+            op(2, 10.0, Outcome::Unknown),
+            op(3, 20.0, Outcome::Ok),
+        ];
+        // 2 was sent twice by a retry and landed twice; 3 is lost
+        let values: BTreeMap<u64, i64> = [(1, 1), (2, 2)].into();
+        let r = check_counts(&h, &values);
+        assert_eq!(r.applied_twice, vec![2]);
+        assert_eq!(r.unknown_landed, vec![2]);
+        assert_eq!(r.lost, vec![3]);
+        assert_eq!(r.duplicates(), vec![2]);
+        // presence alone hides it
+        assert!(check(&h, &[1, 2].into()).applied_twice.is_empty());
+    }
+
+    #[test]
+    fn lost_writes_acknowledged_after_the_switch_went_to_a_demoted_master() {
+        let h: Vec<Op> = (1..=6)
+            .map(|i| op(i, i as f64 * 10.0, Outcome::Ok))
+            .collect();
+        // 2..=5 lost; the switch came at 35: 4 and 5 were acknowledged after it
+        let lost = [2, 3, 4, 5];
+        assert_eq!(to_demoted_master(&h, &lost, Some(35.0)), 2);
+        assert_eq!(to_demoted_master(&h, &lost, None), 0);
+        assert_eq!(to_demoted_master(&h, &[], Some(0.0)), 0);
     }
 
     #[test]

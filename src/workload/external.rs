@@ -1,7 +1,9 @@
 //! An external client: any command (a redis-py script, a Go or Java
 //! program...) that writes through its own client library while a scenario
 //! runs and prints one JSON line per operation, so other client libraries are
-//! tested by the same checker as the built-in workload.
+//! tested by the same checker as the built-in workload. It runs as a process
+//! on the host, or as a container of the client image on the testbed's
+//! segment with its own address (`workload::container`).
 //!
 //! The protocol (README "External clients"): the command gets the testbed's
 //! addresses in `TESTBED_*` variables, writes key `<TESTBED_KEY_PREFIX><id>`,
@@ -10,7 +12,8 @@
 //! stops at SIGTERM.
 //!
 //! Invariants: the child never outlives the run (SIGTERM when the steps end,
-//! SIGKILL after [`GRACE`], and `kill_on_drop` for an aborted run); its
+//! SIGKILL after [`GRACE`], and `kill_on_drop` — or, for a container, its
+//! removal on drop and the testbed's labels — for an aborted run); its
 //! keys never collide with the built-in workload's (`wl:<name>:<id>` vs
 //! `wl:<id>`).
 
@@ -18,8 +21,11 @@ use crate::error::{Error, Result};
 use crate::observe::timeline::Kind;
 use crate::testbed::Testbed;
 use crate::workload::checker;
+use crate::workload::container;
 use crate::workload::{self, Op};
+use bollard::Docker;
 use serde::Serialize;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -32,17 +38,22 @@ pub const GRACE: Duration = Duration::from_secs(5);
 /// How long a client gets to print its first operation.
 pub const FIRST_OP: Duration = Duration::from_secs(15);
 
-/// What to run (from a scenario's `[external_client]`).
+/// What to run (from a scenario's `[external_client]` or `[[clients]]`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExternalSpec {
     /// The process name in the history and in key names.
     pub name: String,
-    /// argv; a first word with a `/` is relative to `dir`.
+    /// argv; a first word with a `/` is relative to `dir`. With `image`:
+    /// the launcher of a client program of that image and its arguments.
     pub command: Vec<String>,
-    /// The working directory: the scenario file's folder.
+    /// The working directory of a host command: the scenario file's folder.
     pub dir: PathBuf,
     pub rate: u32,
     pub timeout_ms: u64,
+    /// Run `command` in a container of this image on the testbed's segment
+    /// (`crate::model::clients`); `None`: a process on the host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 impl ExternalSpec {
@@ -51,9 +62,31 @@ impl ExternalSpec {
         key_prefix(&self.name)
     }
 
-    /// The program to run, resolved; an error says what is missing.
+    /// A client program of the client image, in a container.
+    pub fn in_container(name: &str, program: &str, rate: u32, timeout_ms: u64) -> ExternalSpec {
+        ExternalSpec {
+            name: name.to_string(),
+            command: vec![program.to_string()],
+            dir: PathBuf::from("."),
+            rate,
+            timeout_ms,
+            image: Some(crate::backend::client_image::CLIENT_IMAGE.to_string()),
+        }
+    }
+
+    /// The program to run, resolved; an error says what is missing. A
+    /// container's program is checked against the catalogue.
     pub fn program(&self) -> Result<PathBuf> {
         let first = self.command.first().map(String::as_str).unwrap_or("");
+        if self.image.is_some() {
+            return crate::model::clients::find(first)
+                .map(|c| PathBuf::from(format!("/opt/clients/bin/{}", c.name)))
+                .map_err(|m| Error::Input {
+                    at: format!("client `{}`", self.name),
+                    message: m,
+                    hint: None,
+                });
+        }
         let found = if first.contains('/') {
             Some(self.dir.join(first)).filter(|p| p.is_file())
         } else {
@@ -79,12 +112,21 @@ pub fn key_prefix(name: &str) -> String {
     format!("wl:{name}:")
 }
 
+/// The meta line of protocol v2 (`{"meta": {...}}`), if `line` is one.
+pub fn meta_of(line: &str) -> Option<serde_json::Value> {
+    let mut v: serde_json::Value = serde_json::from_str(line).ok()?;
+    match v.get_mut("meta") {
+        Some(m) if m.is_object() => Some(m.take()),
+        _ => None,
+    }
+}
+
 /// What the client did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ExternalRun {
     pub name: String,
     pub command: Vec<String>,
-    /// How it ended: `exit status 0`, `killed after SIGTERM grace`, ...
+    /// How it ended: `exit status: 0`, `killed after SIGTERM grace`, ...
     pub exit: String,
     /// Set when it exited before it was told to stop (timeline ms, status).
     pub exited_early: Option<String>,
@@ -95,51 +137,247 @@ pub struct ExternalRun {
     pub parse_error: Option<String>,
     /// Reading its stdout failed before the end: the history is cut short.
     pub read_error: Option<String>,
+    /// Protocol v2's meta line (client, library, version, settings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
+    /// The exit code, when it exited (a container's, or a process's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// A container's address on the segment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// It never printed a first write: why (`exit 1: ModuleNotFoundError`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub never_started: Option<String>,
 }
 
-/// A running external client.
-pub struct ExternalClient {
-    spec: ExternalSpec,
-    child: tokio::process::Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    /// The reader's error, if stdout could not be read to its end.
-    stdout: JoinHandle<Option<String>>,
-    stderr: JoinHandle<String>,
+impl ExternalRun {
+    /// Whether its writes are `INCR` (protocol v2: a meta line), so a value
+    /// above 1 is a write applied twice.
+    pub fn counts_writes(&self) -> bool {
+        self.meta.is_some()
+    }
+
+    /// `crashed (exit N: last stderr line)` when it did not write until
+    /// told to stop, else `None`.
+    pub fn crash(&self) -> Option<String> {
+        let why = self
+            .never_started
+            .clone()
+            .or_else(|| self.exited_early.clone())?;
+        let code = self
+            .exit_code
+            .map_or_else(|| "?".to_string(), |c| c.to_string());
+        let last = self
+            .stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no stderr")
+            .trim();
+        let last: String = last.chars().take(160).collect();
+        Some(format!("crashed (exit {code}: {last}) [{why}]"))
+    }
 }
 
-impl ExternalClient {
-    /// Starts the command and waits until it printed its first operation.
-    /// A client that exits first is an error carrying its stderr.
-    pub async fn start(tb: &Testbed, spec: &ExternalSpec) -> Result<ExternalClient> {
-        let program = spec.program()?;
+/// What every client is told about the testbed (the `TESTBED_*` variables).
+#[derive(Debug, Clone, Default)]
+pub struct ClientEnv {
+    pub sentinels: Vec<String>,
+    pub nodes: Vec<String>,
+    pub vip: String,
+    pub master_name: String,
+    pub password: String,
+    /// The timeline's origin, Unix ms.
+    pub t0_unix_ms: f64,
+}
+
+impl ClientEnv {
+    /// The testbed's addresses, with the origin of its timeline.
+    pub fn of(tb: &Testbed) -> ClientEnv {
         let t = &tb.topology;
-        let sentinels: Vec<String> = t
-            .nodes
-            .iter()
-            .map(|n| tb.sentinel_addr(n).to_string())
-            .collect();
-        let nodes: Vec<String> = t
-            .nodes
-            .iter()
-            .map(|n| tb.redis_addr(n).to_string())
-            .collect();
         let since_origin = tb.timeline.origin().elapsed();
         let t0 = SystemTime::now()
             .checked_sub(since_origin)
             .and_then(|o| o.duration_since(UNIX_EPOCH).ok())
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-        let mut cmd = tokio::process::Command::new(&program);
+        ClientEnv {
+            sentinels: t
+                .nodes
+                .iter()
+                .map(|n| tb.sentinel_addr(n).to_string())
+                .collect(),
+            nodes: t
+                .nodes
+                .iter()
+                .map(|n| tb.redis_addr(n).to_string())
+                .collect(),
+            vip: tb.vip_addr().to_string(),
+            master_name: t.master_name.clone(),
+            password: tb.password().unwrap_or("").to_string(),
+            t0_unix_ms: t0,
+        }
+    }
+
+    fn vars(&self, spec: &ExternalSpec) -> Vec<(String, String)> {
+        [
+            ("TESTBED_VIP", self.vip.clone()),
+            ("TESTBED_SENTINELS", self.sentinels.join(",")),
+            ("TESTBED_NODES", self.nodes.join(",")),
+            ("TESTBED_MASTER_NAME", self.master_name.clone()),
+            ("TESTBED_PASSWORD", self.password.clone()),
+            ("TESTBED_KEY_PREFIX", spec.key_prefix()),
+            ("TESTBED_RATE", spec.rate.to_string()),
+            ("TESTBED_TIMEOUT_MS", spec.timeout_ms.to_string()),
+            ("TESTBED_T0_UNIX_MS", format!("{:.3}", self.t0_unix_ms)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+/// Where a container client goes: the engine, the testbed it belongs to
+/// (its labels), the network and its address there.
+#[derive(Clone)]
+pub struct Placement {
+    pub docker: Docker,
+    pub testbed: String,
+    pub network: String,
+    pub ip: Ipv4Addr,
+}
+
+impl Placement {
+    /// On `tb`'s segment at `ip`.
+    pub fn on(tb: &Testbed, ip: Ipv4Addr) -> Placement {
+        Placement {
+            docker: tb.docker.clone(),
+            testbed: tb.topology.name.clone(),
+            network: tb.names.network.clone(),
+            ip,
+        }
+    }
+
+    /// The container's name for client `name`.
+    pub fn container(&self, name: &str) -> String {
+        format!("tb-{}-cl-{name}", self.testbed)
+    }
+}
+
+enum Proc {
+    Host {
+        child: tokio::process::Child,
+        /// The reader's error, if stdout could not be read to its end.
+        stdout: JoinHandle<Option<String>>,
+        stderr: JoinHandle<()>,
+    },
+    Container(container::Running),
+}
+
+/// A running external client.
+pub struct ExternalClient {
+    spec: ExternalSpec,
+    proc: Proc,
+    lines: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<String>>,
+    address: Option<String>,
+}
+
+impl ExternalClient {
+    /// Starts the client on `tb` (a container at the first client address
+    /// when the spec names an image) and waits until it printed its first
+    /// operation. A client that exits first is an error carrying its stderr.
+    pub async fn start(tb: &Testbed, spec: &ExternalSpec) -> Result<ExternalClient> {
+        let place = match &spec.image {
+            Some(_) => {
+                let ip =
+                    crate::model::clients::client_ips(&tb.topology, 1).map_err(Error::State)?[0];
+                Some(Placement::on(tb, ip))
+            }
+            None => None,
+        };
+        let mut c = Self::launch(&ClientEnv::of(tb), spec, place).await?;
+        tb.timeline.record(
+            Kind::Action,
+            "testbed",
+            "external-client-start",
+            c.describe(),
+        );
+        match c.first_write().await {
+            Ok(()) => Ok(c),
+            Err(Error::Interrupted { signal, during }) => {
+                c.stop_quietly().await;
+                Err(Error::Interrupted { signal, during })
+            }
+            Err(e) => {
+                let run = c.stop_quietly().await;
+                Err(Error::Command {
+                    command: spec.command.join(" "),
+                    detail: format!("{e}; stderr:\n{}", tail(&run.stderr, 20)),
+                })
+            }
+        }
+    }
+
+    /// Starts the client (a host process, or a container at `place`) and
+    /// returns at once; [`ExternalClient::first_write`] waits for it.
+    pub async fn launch(
+        env: &ClientEnv,
+        spec: &ExternalSpec,
+        place: Option<Placement>,
+    ) -> Result<ExternalClient> {
+        let program = spec.program()?;
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let stderr: Arc<Mutex<String>> = Arc::default();
+        let vars = env.vars(spec);
+        let (proc, address) = match (&spec.image, place) {
+            (Some(image), Some(p)) => {
+                let running = container::start(
+                    container::Launch {
+                        docker: &p.docker,
+                        testbed: &p.testbed,
+                        container: p.container(&spec.name),
+                        image,
+                        network: &p.network,
+                        ip: p.ip,
+                        cmd: spec.command.clone(),
+                        env: vars,
+                        client: &spec.command[0],
+                    },
+                    lines.clone(),
+                    stderr.clone(),
+                )
+                .await?;
+                (Proc::Container(running), Some(p.ip.to_string()))
+            }
+            (Some(_), None) => {
+                return Err(Error::State(format!(
+                    "client `{}` runs in a container but was given no address",
+                    spec.name
+                )))
+            }
+            (None, _) => (Self::spawn(spec, &program, vars, &lines, &stderr)?, None),
+        };
+        Ok(ExternalClient {
+            spec: spec.clone(),
+            proc,
+            lines,
+            stderr,
+            address,
+        })
+    }
+
+    fn spawn(
+        spec: &ExternalSpec,
+        program: &std::path::Path,
+        vars: Vec<(String, String)>,
+        lines: &Arc<Mutex<Vec<String>>>,
+        stderr: &Arc<Mutex<String>>,
+    ) -> Result<Proc> {
+        let mut cmd = tokio::process::Command::new(program);
         cmd.args(&spec.command[1..])
             .current_dir(&spec.dir)
-            .env("TESTBED_VIP", tb.vip_addr().to_string())
-            .env("TESTBED_SENTINELS", sentinels.join(","))
-            .env("TESTBED_NODES", nodes.join(","))
-            .env("TESTBED_MASTER_NAME", &t.master_name)
-            .env("TESTBED_PASSWORD", tb.password().unwrap_or(""))
-            .env("TESTBED_KEY_PREFIX", spec.key_prefix())
-            .env("TESTBED_RATE", spec.rate.to_string())
-            .env("TESTBED_TIMEOUT_MS", spec.timeout_ms.to_string())
-            .env("TESTBED_T0_UNIX_MS", format!("{t0:.3}"))
+            .envs(vars)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -151,13 +389,6 @@ impl ExternalClient {
             command: spec.command.join(" "),
             detail: format!("cannot start the external client: {e}"),
         })?;
-        tb.timeline.record(
-            Kind::Action,
-            "testbed",
-            "external-client-start",
-            format!("{}: {}", spec.name, spec.command.join(" ")),
-        );
-        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
         let out = child.stdout.take().expect("stdout is piped");
         let l2 = lines.clone();
         let stdout = tokio::spawn(async move {
@@ -171,49 +402,87 @@ impl ExternalClient {
             }
         });
         let mut err = child.stderr.take().expect("stderr is piped");
+        let e2 = stderr.clone();
         let stderr = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = err.read_to_end(&mut buf).await;
-            String::from_utf8_lossy(&buf).into_owned()
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                e2.lock()
+                    .expect("not poisoned")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
         });
-        let mut c = ExternalClient {
-            spec: spec.clone(),
+        Ok(Proc::Host {
             child,
-            lines,
             stdout,
             stderr,
-        };
-        let first = crate::observe::wait::until(
-            &format!("external client `{}` to print its first write", spec.name),
+        })
+    }
+
+    /// `name: command` (and the container's address).
+    pub fn describe(&self) -> String {
+        match &self.address {
+            Some(a) => format!(
+                "{}: {} in a container at {a}",
+                self.spec.name,
+                self.spec.command.join(" ")
+            ),
+            None => format!("{}: {}", self.spec.name, self.spec.command.join(" ")),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Whether it has ended (a process that exited, a container whose
+    /// output ended).
+    fn finished(&mut self) -> bool {
+        match &mut self.proc {
+            Proc::Host { child, .. } => child.try_wait().ok().flatten().is_some(),
+            Proc::Container(r) => r.output_ended(),
+        }
+    }
+
+    /// Waits until it printed its first operation (a meta line is not one),
+    /// for [`FIRST_OP`]; an error if it ended first.
+    pub async fn first_write(&mut self) -> Result<()> {
+        let lines = self.lines.clone();
+        let name = self.spec.name.clone();
+        let ended = crate::observe::wait::until(
+            &format!("external client `{name}` to print its first write"),
             FIRST_OP,
             crate::observe::wait::POLL,
             || {
-                let n = c.lines.lock().expect("not poisoned").len();
-                let exited = c.child.try_wait().ok().flatten();
+                let writes = {
+                    let l = lines.lock().expect("not poisoned");
+                    l.iter().filter(|l| meta_of(l).is_none()).count()
+                };
+                let done = self.finished();
                 async move {
-                    match (n, exited) {
-                        (n, _) if n > 0 => Ok(Ok(())),
-                        (_, Some(status)) => Ok(Err(status)),
+                    match (writes, done) {
+                        (n, _) if n > 0 => Ok(false),
+                        (_, true) => Ok(true),
                         _ => Err("no operation printed yet".to_string()),
                     }
                 }
             },
         )
-        .await;
-        match first {
-            Ok(Ok(())) => Ok(c),
-            Ok(Err(status)) => {
-                let stderr = (&mut c.stderr).await.unwrap_or_default();
-                Err(Error::Command {
-                    command: spec.command.join(" "),
-                    detail: format!(
-                        "the external client exited ({status}) before its first write; stderr:\n{}",
-                        tail(&stderr, 20)
-                    ),
-                })
-            }
-            Err(e) => Err(e),
+        .await?;
+        if ended {
+            return Err(Error::State(format!(
+                "the external client `{name}` exited before its first write"
+            )));
         }
+        Ok(())
+    }
+
+    /// The write records it printed so far (the meta line is not one).
+    pub fn records(&self) -> usize {
+        let l = self.lines.lock().expect("not poisoned");
+        l.iter().filter(|l| meta_of(l).is_none()).count()
     }
 
     /// See [`recovered_after`], on what the client printed so far.
@@ -221,49 +490,58 @@ impl ExternalClient {
         recovered_after(&self.lines.lock().expect("not poisoned"), since_ms)
     }
 
+    /// Stops it without recording anything on a timeline (a client that
+    /// never started, an interrupted run).
+    pub async fn stop_quietly(self) -> ExternalRun {
+        self.finish(None).await
+    }
+
     /// Tells the client to stop (SIGTERM; SIGKILL after [`GRACE`]) and reads
     /// its history.
-    pub async fn stop(mut self, tb: &Testbed) -> ExternalRun {
-        let early = self.child.try_wait().ok().flatten();
-        let exit = match early {
-            Some(status) => status.to_string(),
-            None => {
-                if let Some(pid) = self.child.id() {
-                    // SAFETY: kill(2) on our own child's pid, which has not
-                    // been reaped (try_wait said it runs).
-                    unsafe {
-                        libc::kill(pid as libc::pid_t, libc::SIGTERM);
-                    }
-                }
-                match tokio::time::timeout(GRACE, self.child.wait()).await {
-                    Ok(Ok(status)) => status.to_string(),
-                    Ok(Err(e)) => format!("wait failed: {e}"),
-                    Err(_) => {
-                        let _ = self.child.kill().await;
-                        format!("killed: still running {} s after SIGTERM", GRACE.as_secs())
-                    }
-                }
+    pub async fn stop(self, tb: &Testbed) -> ExternalRun {
+        self.finish(Some(tb)).await
+    }
+
+    async fn finish(mut self, tb: Option<&Testbed>) -> ExternalRun {
+        let early = self.finished();
+        let (exit, exit_code, read_error) = match self.proc {
+            Proc::Host {
+                mut child,
+                stdout,
+                stderr,
+            } => {
+                let (exit, code) = stop_child(&mut child).await;
+                let read_error = match stdout.await {
+                    Ok(e) => e,
+                    Err(e) => Some(format!("the stdout reader failed: {e}")),
+                };
+                let _ = stderr.await;
+                (exit, code, read_error)
+            }
+            Proc::Container(r) => {
+                let e = r.stop(GRACE).await;
+                (e.exit, e.exit_code, e.read_error)
             }
         };
-        tb.timeline.record(
-            Kind::Action,
-            "testbed",
-            "external-client-stop",
-            format!("{}: {exit}", self.spec.name),
-        );
-        let read_error = match (&mut self.stdout).await {
-            Ok(e) => e,
-            Err(e) => Some(format!("the stdout reader failed: {e}")),
-        };
-        let stderr = (&mut self.stderr).await.unwrap_or_default();
-        let text = self.lines.lock().expect("not poisoned").join("\n");
-        let (history, parse_error) = match workload::parse_external(&self.spec.name, &text) {
-            Ok(h) => (h, None),
-            Err(e) => (Vec::new(), Some(e.to_string())),
-        };
-        let exited_early = early.map(|s| {
+        if let Some(tb) = tb {
+            tb.timeline.record(
+                Kind::Action,
+                "testbed",
+                "external-client-stop",
+                format!("{}: {exit}", self.spec.name),
+            );
+        }
+        let stderr = std::mem::take(&mut *self.stderr.lock().expect("not poisoned"));
+        let lines = std::mem::take(&mut *self.lines.lock().expect("not poisoned"));
+        let meta = lines.first().and_then(|l| meta_of(l));
+        let (history, parse_error) =
+            match workload::parse_external(&self.spec.name, &lines.join("\n")) {
+                Ok(h) => (h, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            };
+        let exited_early = early.then(|| {
             let last = history.last().map_or(0.0, |o| o.complete_ms);
-            format!("{s} after its write at {last:.0} ms")
+            format!("{exit} after its write at {last:.0} ms")
         });
         ExternalRun {
             name: self.spec.name.clone(),
@@ -274,6 +552,35 @@ impl ExternalClient {
             history,
             parse_error,
             read_error,
+            meta,
+            exit_code,
+            address: self.address.clone(),
+            never_started: None,
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL after [`GRACE`]: how it ended and its exit code.
+async fn stop_child(child: &mut tokio::process::Child) -> (String, Option<i64>) {
+    if let Some(status) = child.try_wait().ok().flatten() {
+        return (status.to_string(), status.code().map(i64::from));
+    }
+    if let Some(pid) = child.id() {
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped
+        // (try_wait said it runs).
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGTERM);
+        }
+    }
+    match tokio::time::timeout(GRACE, child.wait()).await {
+        Ok(Ok(status)) => (status.to_string(), status.code().map(i64::from)),
+        Ok(Err(e)) => (format!("wait failed: {e}"), None),
+        Err(_) => {
+            let _ = child.kill().await;
+            (
+                format!("killed: still running {} s after SIGTERM", GRACE.as_secs()),
+                None,
+            )
         }
     }
 }

@@ -7,6 +7,7 @@
 //! is not known (a timeout) is recorded as `Unknown`, never as failed.
 
 pub mod checker;
+pub mod container;
 pub mod external;
 
 use crate::backend::client;
@@ -284,6 +285,9 @@ fn classify(e: &redis::RedisError) -> Outcome {
 /// Reads an external client's history: one JSON object per line with
 /// `id`, `invoke_ms`, `complete_ms`, `outcome` ("ok" | "error" | "unknown")
 /// and an optional `error`. Lets any client library be tested the same way.
+/// Protocol v2 clients (`fixtures/clients/<language>/`) print a first line
+/// `{"meta": {...}}` (library, version, settings) before their writes: it is
+/// skipped here (see [`external::meta_of`]).
 pub fn parse_external(process: &str, text: &str) -> crate::Result<Vec<Op>> {
     #[derive(Deserialize)]
     struct Line {
@@ -300,6 +304,9 @@ pub fn parse_external(process: &str, text: &str) -> crate::Result<Vec<Op>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
+        if i == 0 && external::meta_of(l).is_some() {
+            continue;
+        }
         let v: Line = serde_json::from_str(l).map_err(|e| crate::Error::Input {
             at: format!("{process}: line {}:{}", i + 1, e.column()),
             message: format!("not an operation record: {e}"),
@@ -360,6 +367,36 @@ pub async fn read_present(
     Ok(present)
 }
 
+/// What each of `ids` (keys `<prefix><id>`) holds on `addr` (the final
+/// master) as an integer; absent keys are left out, and a value that is not
+/// an integer reads as 1 (it is there once). Read in batches.
+pub async fn read_values(
+    addr: SocketAddrV4,
+    password: Option<&str>,
+    prefix: &str,
+    ids: impl IntoIterator<Item = u64>,
+) -> crate::Result<std::collections::BTreeMap<u64, i64>> {
+    let ids: Vec<u64> = ids.into_iter().collect();
+    let mut c = client::connect(addr, password).await?;
+    let mut out = std::collections::BTreeMap::new();
+    for chunk in ids.chunks(500) {
+        let mut cmd = redis::cmd("MGET");
+        for id in chunk {
+            cmd.arg(format!("{prefix}{id}"));
+        }
+        let vals: Vec<Option<String>> = cmd
+            .query_async(&mut c)
+            .await
+            .map_err(|e| crate::Error::redis(addr, "MGET", e))?;
+        for (id, v) in chunk.iter().zip(vals) {
+            if let Some(v) = v {
+                out.insert(*id, v.trim().parse().unwrap_or(1));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,6 +436,17 @@ mod tests {
             }
         });
         (addr, n)
+    }
+
+    #[test]
+    fn a_v2_meta_line_is_skipped_only_first() {
+        let meta = r#"{"meta":{"client":"x","library":"y","version":"1"}}"#;
+        let op =
+            r#"{"id":1,"invoke_ms":1.5,"complete_ms":2.0,"outcome":"error","error":"READONLY no"}"#;
+        let ops = parse_external("x", &format!("{meta}\n{op}\n")).unwrap();
+        assert_eq!(ops.len(), 1);
+        assert!(matches!(&ops[0].outcome, Outcome::Error { kind, .. } if kind == "READONLY"));
+        assert!(parse_external("x", &format!("{op}\n{meta}\n")).is_err());
     }
 
     #[tokio::test]

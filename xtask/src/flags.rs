@@ -88,7 +88,8 @@ pub enum Cmd {
     },
     /// Build the offline images from Debian packages (cached).
     Image {
-        /// Images to build (default: the default image).
+        /// Images to build (default: the default image; testbed/clients:dev is
+        /// the client programs' image of `cargo xtask clients`).
         names: Vec<String>,
         /// Build every image of the catalog.
         #[arg(long)]
@@ -120,6 +121,9 @@ pub enum Cmd {
         #[command(subcommand)]
         cmd: ReportCmd,
     },
+    /// The client matrix: each scenario with every selected client writing at
+    /// once on one testbed per run; writes target/testbed/clients/<UTC>/matrix.{md,json,svg}.
+    Clients(ClientsArgs),
     /// A mixed-fault soak: one testbed under the write workload and a seeded
     /// random schedule of faults (kill, pause, isolate, partition,
     /// sentinel-kill, delay, loss, flap, rate, clock-jump, failover), each
@@ -260,6 +264,31 @@ pub enum ReportCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// `cargo xtask clients`.
+#[derive(Debug, clap::Args)]
+pub struct ClientsArgs {
+    /// Scenario files (default: every file of fixtures/scenarios/clients/).
+    pub scenarios: Vec<PathBuf>,
+    /// Only these client programs (repeatable, or comma-separated; default: all).
+    #[arg(long)]
+    pub client: Vec<String>,
+    /// Runs per scenario; the matrix gives the median and range of the recovery.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// The first /24 of the ten it uses (198.18.SLOT.0/24 to SLOT+9).
+    #[arg(long, default_value_t = 210, value_parser = clap::value_parser!(u8).range(1..=245))]
+    pub slot: u8,
+    /// Each client's writes per second (TESTBED_RATE).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rate: u32,
+    /// Each client's command timeout in ms (TESTBED_TIMEOUT_MS).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub timeout_ms: u64,
+    /// Override the scenarios' server image (e.g. testbed/valkey:8.1).
+    #[arg(long)]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -489,6 +518,9 @@ pub enum Chaos {
     SentinelPause(Targets),
     /// Thaw or start the nodes' sentinel containers, whichever each needs.
     SentinelResume(Targets),
+    /// Drop the client containers' packets to the nodes' sentinels (no reset);
+    /// nodes and the host still reach them. `heal` ends it.
+    SentinelBlackhole(Targets),
     /// SENTINEL SIMULATE-FAILURE: the sentinel exits in the next failover it leads.
     SimulateFailure {
         /// crash-after-election or crash-after-promotion.
@@ -556,6 +588,7 @@ impl Chaos {
             | Chaos::SentinelCrash(t)
             | Chaos::SentinelPause(t)
             | Chaos::SentinelResume(t)
+            | Chaos::SentinelBlackhole(t)
             | Chaos::ConfigReadonly(t)
             | Chaos::SimulateFailure { t, .. }
             | Chaos::DebugSleep { t, .. }
@@ -594,6 +627,7 @@ impl Chaos {
             Chaos::SentinelCrash(t) => each(Verb::SentinelCrash, t),
             Chaos::SentinelPause(t) => each(Verb::SentinelPause, t),
             Chaos::SentinelResume(t) => each(Verb::SentinelResume, t),
+            Chaos::SentinelBlackhole(t) => each(Verb::SentinelBlackhole, t),
             Chaos::ConfigReadonly(t) => each(Verb::ConfigReadonly, t),
             Chaos::Partition(g) => {
                 let (a, b, direction) = g.parse(false)?;
@@ -727,6 +761,7 @@ mod tests {
             "repro",
             "matrix",
             "report",
+            "clients",
             "bench",
             "segment",
             "engine",

@@ -3,6 +3,7 @@
 
 mod bench;
 mod chaos;
+mod clients;
 mod compose;
 mod engine;
 mod flags;

@@ -172,6 +172,10 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             crate::bench::run(quick, runs.map(|n| n as usize), &only, &state_root).await?
         }
         Cmd::Soak(args) => crate::soak::run(&args, &state_root).await?,
+        Cmd::Clients(args) => {
+            crate::netem::ensure()?;
+            crate::clients::run(&args, &state_root).await?
+        }
         Cmd::Repro(args) => {
             crate::netem::ensure()?;
             crate::repro::run(&args, &state_root).await?
@@ -197,9 +201,15 @@ pub async fn run(cmd: Cmd) -> Result<()> {
                 names
             };
             for n in names {
-                let info = testbed::image::ensure_image(&docker, &n, &state_root.join("images"))
-                    .await
-                    .with_context(|| format!("image {n}"))?;
+                let info = if n == testbed::backend::client_image::CLIENT_IMAGE {
+                    // the clients' image: its own recipe and cache (see `cargo xtask clients`)
+                    let cache = testbed::backend::client_image::cache_dir();
+                    testbed::backend::client_image::ensure(&docker, &crate::paths::root(), &cache)
+                        .await
+                } else {
+                    testbed::image::ensure_image(&docker, &n, &state_root.join("images")).await
+                }
+                .with_context(|| format!("image {n}"))?;
                 println!(
                     "{}  {:>4} MB  {}",
                     info.name,

@@ -1,7 +1,8 @@
-//! Interrupting `cargo xtask up` and `cargo xtask repro` — as child
+//! Interrupting `cargo xtask up`, `repro` and `clients` — as child
 //! processes with default signal dispositions — at many points of their
 //! runs, chosen from the progress lines they print (not from fixed sleeps),
-//! leaves nothing of their testbed: no container, network, host link, host
+//! leaves nothing of their testbed: no container (client containers
+//! included), network, host link, host
 //! address, process or state dir. A SIGKILL leaves only objects that the
 //! next `up` of that name removes and that `down --all` would find.
 //!
@@ -359,6 +360,60 @@ fn ctrl_c_during_a_scenario_leaves_nothing() -> Result<()> {
     }
     ensure!(
         interrupted >= 8,
+        "only {interrupted} of {} signals interrupted",
+        points.len()
+    );
+    Ok(())
+}
+
+#[test]
+fn ctrl_c_during_the_client_matrix_leaves_nothing() -> Result<()> {
+    require_docker()?;
+    let s = slot(165);
+    // the matrix's kill-master scenario under a name of this test's, so its
+    // testbed (cm-<scenario>) and its client containers are this test's
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let text = std::fs::read_to_string(fixtures.join("scenarios/clients/kill-master.toml"))?;
+    let text = text.replace("topology = \"../../topology.toml\"\n", "");
+    let scenario = format!("{}it-clients", prefix());
+    let dir = std::env::temp_dir().join(format!("tb-interrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join(format!("{scenario}.toml"));
+    let topology = fixtures.join("topology.toml").canonicalize()?;
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"{scenario}\"\ntopology = \"{}\"\n{text}",
+            topology.display()
+        ),
+    )?;
+    let _cleanup = Remove(file.clone());
+    let name = format!("cm-{scenario}");
+    let f = file.display().to_string();
+    let slot_arg = s.to_string();
+    // two client programs of two runtimes: their containers must go too
+    let args = [
+        "clients",
+        &f,
+        "--client",
+        "fred-sentinel,phpredis-vip",
+        "--slot",
+        &slot_arg,
+    ];
+    let mut interrupted = 0;
+    // during bring-up, with the clients writing, right after the kill
+    let points = [
+        (format!("up {name}:"), 3),
+        (format!("scenario {scenario}:"), 1),
+        (format!("scenario {scenario}:"), 3),
+    ];
+    for (marker, k) in &points {
+        if interrupt_at(&args, &name, s, marker, *k, libc::SIGINT)? {
+            interrupted += 1;
+        }
+    }
+    ensure!(
+        interrupted == points.len(),
         "only {interrupted} of {} signals interrupted",
         points.len()
     );

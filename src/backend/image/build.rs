@@ -185,7 +185,12 @@ async fn remove_image(docker: &Docker, name: &str) -> Result<()> {
 
 /// Streams `tarball` into `POST /images/create?fromSrc=-` (what `docker
 /// import` does), reading it in 1 MiB chunks rather than into memory.
-async fn import(docker: &Docker, name: &str, tarball: &Path, changes: Vec<String>) -> Result<()> {
+pub(crate) async fn import(
+    docker: &Docker,
+    name: &str,
+    tarball: &Path,
+    changes: Vec<String>,
+) -> Result<()> {
     use tokio::io::AsyncReadExt;
     let (repo, tag) = split_reference(name);
     let opts = CreateImageOptionsBuilder::new()
@@ -229,7 +234,7 @@ const PHASES: &[&str] = &[
 
 /// Runs debootstrap, turning its phase lines into progress steps and keeping
 /// the last lines of output for the error message.
-async fn debootstrap(args: &[&str], progress: &Progress) -> Result<()> {
+pub(crate) async fn debootstrap(args: &[&str], progress: &Progress) -> Result<()> {
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, BufReader};
     let line = format!("debootstrap {}", args.join(" "));
@@ -283,7 +288,7 @@ async fn debootstrap(args: &[&str], progress: &Progress) -> Result<()> {
 /// Removes what containers never need: docs (but not the copyright files),
 /// man pages, translations, apt's lists and caches, logs, and the host's
 /// hostname/resolv.conf that debootstrap copied in (docker mounts its own).
-async fn slim(rootfs: &Path) -> Result<()> {
+pub(crate) async fn slim(rootfs: &Path) -> Result<()> {
     let existing = |dirs: &str| -> Vec<String> {
         dirs.split_whitespace()
             .map(|d| rootfs.join(d))
@@ -324,7 +329,7 @@ async fn find(start: &[String], expr: &str) -> Result<()> {
 /// Removes a rootfs and its tarball. debootstrap mounts /proc and /sys inside
 /// the target while it works; a killed run leaves them mounted, and deleting
 /// recursively through a mounted /sys must never happen, so unmount first.
-async fn remove_rootfs(rootfs: &Path, tarball: &Path) -> Result<()> {
+pub(crate) async fn remove_rootfs(rootfs: &Path, tarball: &Path) -> Result<()> {
     let (rootfs, tarball) = (rootfs.to_path_buf(), tarball.to_path_buf());
     // Deleting ~100k files takes seconds: keep it off the async workers.
     tokio::task::spawn_blocking(move || remove_rootfs_blocking(&rootfs, &tarball))
@@ -354,7 +359,7 @@ fn remove_rootfs_blocking(rootfs: &Path, tarball: &Path) -> Result<()> {
 }
 
 /// A Dockerfile-style double-quoted string (`$` would start a variable).
-pub(super) fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
     format!("\"{}\"", escaped.replace('$', "\\$"))
 }

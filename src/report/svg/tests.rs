@@ -163,6 +163,7 @@ pub(crate) fn sample_run(name: &str, pass: bool) -> RunResult {
         step_errors: vec![],
         check,
         history,
+        clients: vec![],
         external: None,
         timeline,
         script_calls: vec![],
