@@ -111,7 +111,7 @@ pub async fn up_with(t: Topology, seed: Option<u64>) -> Result<Testbed> {
 /// Writes the timeline (JSON) under target/testbed/runs/<run>/, prints it as
 /// a table with the phase timings, and appends those to timings.jsonl.
 pub fn report(tb: &Testbed, run: &str, fault_ms: f64) -> Result<Phases> {
-    let dir = default_state_root().join("runs").join(run);
+    let dir = default_state_root().join("runs").join(name(run));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("timeline.json"), tb.timeline.to_json())?;
     let t = &tb.topology;
@@ -167,7 +167,7 @@ impl<'a> Trace<'a> {
 impl Drop for Trace<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let dir = default_state_root().join("runs").join(self.run);
+            let dir = default_state_root().join("runs").join(name(self.run));
             let _ = std::fs::create_dir_all(&dir);
             let _ = std::fs::write(dir.join("timeline.json"), self.tb.timeline.to_json());
             eprintln!(
