@@ -399,8 +399,13 @@ fn draw_legend(s: &mut String, ly: f64) {
         (ACTION, "testbed action", true),
         (OBSERVATION, "observation", true),
     ];
+    legend_row(s, ly, &items);
+}
+
+/// A legend on one line at `ly`: a swatch (`line`: a tick) and a text per item.
+pub(super) fn legend_row(s: &mut String, ly: f64, items: &[(&str, &str, bool)]) {
     let mut lx = 12.0;
-    for (color, text, line) in items {
+    for &(color, text, line) in items {
         if line {
             let _ = writeln!(
                 s,

@@ -240,25 +240,5 @@ fn legend(s: &mut String, ly: f64) {
         (ACTION, "testbed action", true),
         (OBSERVATION, "observation", true),
     ];
-    let mut lx = 12.0;
-    for (color, text, line) in items {
-        if line {
-            let _ = writeln!(
-                s,
-                r#"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="2"/>"#,
-                lx + 5.0,
-                ly - 10.0,
-                lx + 5.0,
-                ly + 2.0
-            );
-        } else {
-            let _ = writeln!(
-                s,
-                r#"<rect x="{lx:.1}" y="{:.1}" width="10" height="10" fill="{color}"/>"#,
-                ly - 9.0
-            );
-        }
-        let _ = writeln!(s, r#"<text x="{:.1}" y="{ly:.1}">{text}</text>"#, lx + 14.0);
-        lx += 14.0 + text.len() as f64 * CHAR_W + 18.0;
-    }
+    super::legend_row(s, ly, &items);
 }
