@@ -344,27 +344,11 @@ pub async fn read_present(
     prefix: &str,
     ids: impl IntoIterator<Item = u64>,
 ) -> crate::Result<std::collections::HashSet<u64>> {
-    let ids: Vec<u64> = ids.into_iter().collect();
-    let mut c = client::connect(addr, password).await?;
-    let mut present = std::collections::HashSet::new();
-    for chunk in ids.chunks(500) {
-        let mut cmd = redis::cmd("MGET");
-        for id in chunk {
-            cmd.arg(format!("{prefix}{id}"));
-        }
-        let vals: Vec<Option<String>> = cmd
-            .query_async(&mut c)
-            .await
-            .map_err(|e| crate::Error::redis(addr, "MGET", e))?;
-        present.extend(
-            chunk
-                .iter()
-                .zip(vals)
-                .filter(|(_, v)| v.is_some())
-                .map(|(id, _)| *id),
-        );
-    }
-    Ok(present)
+    // present = has a value: the keys of what `read_values` reads
+    Ok(read_values(addr, password, prefix, ids)
+        .await?
+        .into_keys()
+        .collect())
 }
 
 /// What each of `ids` (keys `<prefix><id>`) holds on `addr` (the final
