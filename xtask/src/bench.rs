@@ -30,7 +30,7 @@ mod loopback;
 mod markdown;
 pub mod parallel;
 mod report;
-mod stats;
+pub mod stats;
 mod svg;
 
 use crate::flags::BenchSection;

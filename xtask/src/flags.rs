@@ -4,7 +4,7 @@ mod chaos;
 mod runs;
 
 pub use chaos::{Attach, Chaos};
-pub use runs::{ClientsArgs, MatrixArgs, ReportCmd, ReproArgs, SoakArgs};
+pub use runs::{ClientsArgs, FlakeArgs, MatrixArgs, ReportCmd, ReproArgs, SoakArgs};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -134,6 +134,11 @@ pub enum Cmd {
     /// holder and every acknowledged write accounted for. Writes
     /// target/testbed/reports/soak-<UTC time>/.
     Soak(SoakArgs),
+    /// README's test command run again and again (`cargo test --workspace
+    /// --no-fail-fast`; --prefix for a second stream beside): the runs
+    /// passed and failed, what each failure said, the slowest binaries and
+    /// tests. Writes target/testbed/flake/<UTC time>/{flake.md,flake.json,run-NN.log}.
+    Flake(FlakeArgs),
     /// Measure bring-up (`up` vs docker-compose) and failover phases (per setting,
     /// per image, containers vs plain processes on loopback); write
     /// target/testbed/bench/<UTC time>.{json,md,svg}. Takes ~10 min (`--quick` ~2).

@@ -7,6 +7,7 @@ mod clients;
 mod compose;
 mod engine;
 mod flags;
+mod flake;
 mod matrix;
 mod matrix_join;
 mod matrix_md;

@@ -172,6 +172,7 @@ pub async fn run(cmd: Cmd) -> Result<()> {
             crate::bench::run(quick, runs.map(|n| n as usize), &only, &state_root).await?
         }
         Cmd::Soak(args) => crate::soak::run(&args, &state_root).await?,
+        Cmd::Flake(args) => crate::flake::run(&args, &state_root).await?,
         Cmd::Clients(args) => {
             crate::netem::ensure()?;
             crate::clients::run(&args, &state_root).await?

@@ -1,5 +1,5 @@
 //! The arguments of the commands that run scenarios and faults many times:
-//! `repro`, `matrix`, `report`, `clients`, `soak`.
+//! `repro`, `matrix`, `report`, `clients`, `soak`, `flake`.
 
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -138,4 +138,22 @@ pub struct SoakArgs {
     /// The /24 of 198.18.0.0/16 its testbed uses (198.18.SLOT.0/24).
     #[arg(long, default_value_t = 179, value_parser = clap::value_parser!(u8).range(1..=254))]
     pub slot: u8,
+}
+
+/// `cargo xtask flake`.
+#[derive(Debug, clap::Args)]
+pub struct FlakeArgs {
+    /// How many runs of the test command, one after another.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub runs: u32,
+    /// TESTBED_TEST_PREFIX for the runs (e.g. fl-): their testbeds get other
+    /// names and slots, so a second `flake` (or another suite) runs beside.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Run nothing: read the run logs of these earlier flake folders into one table.
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    pub join: Vec<std::path::PathBuf>,
+    /// The folder to write (default: target/testbed/flake/<UTC time>[-prefix]/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
