@@ -1,4 +1,5 @@
-use super::markdown::{ids, measured_range};
+use super::markdown::measured_range;
+use super::markdown::sections::ids;
 use super::*;
 use crate::report::svg::tests::{assert_well_formed, sample_run};
 use std::time::Duration;

@@ -177,3 +177,17 @@ fn diff_names_each_key_that_differs() {
         ]
     );
 }
+
+#[test]
+fn the_state_roots_own_folders_are_refused_as_names() {
+    // every folder a command writes beside the testbeds' state dirs
+    for folder in [
+        "bench", "reports", "runs", "matrix", "flake", "clients", "images",
+    ] {
+        let e = err(&format!("name = \"{folder}\"\n"));
+        assert!(
+            e.contains("t.toml:1:8") && e.contains("a folder of the state root"),
+            "{folder}: {e}"
+        );
+    }
+}
