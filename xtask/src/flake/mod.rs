@@ -178,6 +178,7 @@ async fn one_run(log: &Path, header: &str, prefix: &str) -> Result<()> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    undo_cargo_run(&mut cmd);
     if prefix.is_empty() {
         cmd.env_remove("TESTBED_TEST_PREFIX");
     } else {
@@ -235,6 +236,47 @@ async fn one_run(log: &Path, header: &str, prefix: &str) -> Result<()> {
         testbed::testbed::interrupt::check("a run of the test command")?;
     }
     Ok(())
+}
+
+/// The variables `cargo run` gave this command (`cargo xtask` is `cargo
+/// run -p xtask`): the xtask package's own `CARGO_PKG_*`, manifest and crate
+/// names, and its library paths in front of `LD_LIBRARY_PATH`. Left in, the
+/// nested `cargo test` sees another environment than README's command in a
+/// shell and rebuilds the crates whose build scripts watch them (ring,
+/// rustls, bollard, the workspace: a minute per run).
+fn undo_cargo_run(cmd: &mut tokio::process::Command) {
+    for (k, _) in std::env::vars_os() {
+        let Some(k) = k.to_str() else { continue };
+        let set_by_run = k.starts_with("CARGO_PKG_")
+            || matches!(
+                k,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "OUT_DIR"
+            );
+        if set_by_run {
+            cmd.env_remove(k);
+        }
+    }
+    if let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") {
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| crate::paths::root().join("target"));
+        let kept: Vec<PathBuf> = std::env::split_paths(&paths)
+            .filter(|p| {
+                !p.starts_with(&target) && !p.components().any(|c| c.as_os_str() == "rustlib")
+            })
+            .filter(|p| !p.ends_with("lib") || !p.to_string_lossy().contains("/toolchains/"))
+            .collect();
+        if kept.is_empty() {
+            cmd.env_remove("LD_LIBRARY_PATH");
+        } else if let Ok(joined) = std::env::join_paths(kept) {
+            cmd.env("LD_LIBRARY_PATH", joined);
+        }
+    }
 }
 
 fn machine() -> String {
