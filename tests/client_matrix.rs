@@ -83,7 +83,9 @@ async fn kill_master_matrix_has_a_row_per_client_and_the_counts_add_up() -> Resu
         ensure!(!r.version.is_empty(), "{}: no version", r.client);
     }
     // the files say the same: matrix.json's rows, with the stable keys
-    let dir = testbed::testbed::default_state_root().join("runs/client_matrix");
+    let dir = testbed::testbed::default_state_root()
+        .join("runs")
+        .join(common::name("client_matrix"));
     let _ = std::fs::remove_dir_all(&dir);
     let env = testbed::report::environment(&docker, result).await;
     let summaries = matrix::summaries(&rows);

@@ -28,10 +28,11 @@ async fn run(file: &str, slot: u8) -> Result<RunResult> {
     let r = repro::run(&s, &opts)
         .await
         .with_context(|| format!("running {file}"))?;
-    // the report bundle is produced and parseable
+    // the report bundle is produced and parseable (in a folder of this
+    // suite's: a second suite beside it writes its own)
     let dir = testbed::testbed::default_state_root()
         .join("runs")
-        .join(format!("scenario-{}", s.name));
+        .join(common::name(&format!("scenario-{}", s.name)));
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }

@@ -257,6 +257,7 @@ mod tests {
             "segment",
             "engine",
             "soak",
+            "flake",
             "partitions",
             "events",
         ];

@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 use testbed::model::net::Names;
 use testbed::testbed::default_state_root;
 
+#[path = "interrupt/left.rs"]
+mod left;
+use left::{leftovers, Down};
+
 fn prefix() -> String {
     std::env::var("TESTBED_TEST_PREFIX").unwrap_or_default()
 }
@@ -119,98 +123,6 @@ fn finish(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Everything of testbed `name` that still exists, looked for independently
-/// of the code under test where it can be: Docker's labels, `ip link`,
-/// `ip addr`, `/proc`, the state dir.
-fn leftovers(name: &str, s: u8) -> Result<Vec<String>> {
-    let mut left = Vec::new();
-    for (what, args) in [
-        (
-            "container",
-            vec!["ps", "-a", "--format", "{{.Names}}", "--filter"],
-        ),
-        (
-            "network",
-            vec!["network", "ls", "--format", "{{.Name}}", "--filter"],
-        ),
-    ] {
-        let mut a = args.clone();
-        let f = format!("label=io.redis-sentinel-testbed.name={name}");
-        a.push(&f);
-        let out = Command::new("docker").args(&a).output().context("docker")?;
-        ensure!(
-            out.status.success(),
-            "docker {a:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for l in String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.is_empty())
-        {
-            left.push(format!("{what} {l}"));
-        }
-    }
-    // `ip -o link`: "7: NAME@PEER: <...> ... alias ALIAS"
-    let n = Names::new(name);
-    let ours = [&n.parent, &n.parent_peer, &n.shim];
-    let alias = format!("alias redis-sentinel-testbed:{name}");
-    let links = String::from_utf8(
-        Command::new("ip")
-            .args(["-o", "link", "show"])
-            .output()?
-            .stdout,
-    )?;
-    for l in links.lines() {
-        let Some(ifname) = l
-            .split(':')
-            .nth(1)
-            .map(|i| i.trim().split('@').next().unwrap_or("").to_string())
-        else {
-            continue;
-        };
-        let aliased = l
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .contains(&alias)
-            && l.trim_end().ends_with(&format!(":{name}"));
-        if ours.contains(&&ifname) || aliased {
-            left.push(format!("link {ifname}"));
-        }
-    }
-    let addrs = String::from_utf8(
-        Command::new("ip")
-            .args(["-o", "-4", "addr", "show"])
-            .output()?
-            .stdout,
-    )?;
-    let net = format!(" 198.18.{s}.");
-    if let Some(a) = addrs.lines().find(|l| l.contains(&net)) {
-        left.push(format!("host address: {a}"));
-    }
-    let dir = default_state_root().join(name);
-    if dir.exists() {
-        left.push(format!("state dir {}", dir.display()));
-    }
-    // no process of ours still runs for it (an xtask, a daemon)
-    for e in std::fs::read_dir("/proc")?.flatten() {
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        let xtask = cmd.contains(env!("CARGO_BIN_EXE_xtask")) && cmd.contains(name);
-        // an impairment daemon names its testbed: `--testbed NAME `
-        let daemon = cmd.contains("testbed-netem") && cmd.contains(&format!(" --testbed {name} "));
-        if xtask || daemon {
-            left.push(format!(
-                "process {}: {cmd}",
-                e.file_name().to_string_lossy()
-            ));
-        }
-    }
-    Ok(left)
 }
 
 /// Runs `args`, sends `sig` right after the `k`-th line that starts with
@@ -427,6 +339,7 @@ fn a_killed_up_leaves_only_what_the_next_up_and_down_all_find() -> Result<()> {
     let s = slot(162);
     let topo = topology(&name, s)?;
     let t = topo.display().to_string();
+    let _down = Down(name.clone());
     let mut child = xtask().args(["up", "--no-fix", "--topology", &t]).spawn()?;
     let rx = lines(&mut child);
     let marker = "node2: redis container started";

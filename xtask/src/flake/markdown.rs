@@ -101,6 +101,18 @@ pub fn slowest(runs: &[Run], n: usize) -> Vec<(String, String, Summary)> {
     v
 }
 
+/// `3.2 s at 412 s` for each stall of a run, or `none`.
+fn stalls(r: &Run) -> String {
+    if r.stalls.is_empty() {
+        return "none".into();
+    }
+    r.stalls
+        .iter()
+        .map(|s| format!("{:.1} s at {:.0} s", s.mono_s.max(s.wall_s), s.at_s))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn render(runs: &[Run], meta: &Meta) -> String {
     let t = totals(runs);
     let mut out = String::new();
@@ -129,6 +141,19 @@ pub fn render(runs: &[Run], meta: &Meta) -> String {
         t.longest_streak,
         t.run_time_s.as_ref().map_or("–".into(), s)
     );
+    let stalled: Vec<&Run> = runs.iter().filter(|r| !r.stalls.is_empty()).collect();
+    if !stalled.is_empty() {
+        let _ = writeln!(
+            out,
+            "Machine stalls (the command's own 100 ms tick taking over 1.5 s by the monotonic \
+             or the wall clock; Sentinel enters TILT past 2 s): {}.\n",
+            stalled
+                .iter()
+                .map(|r| format!("run {} `{}`: {}", r.run, r.prefix, stalls(r)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     let failures: Vec<_> = runs
         .iter()
         .flat_map(|r| r.failed().map(move |f| (r, f)))
@@ -136,21 +161,27 @@ pub fn render(runs: &[Run], meta: &Meta) -> String {
     if !failures.is_empty() || runs.iter().any(|r| !r.interrupted && !r.passed()) {
         let _ = writeln!(
             out,
-            "## Failures\n\n| run | prefix | binary | test | what it said |\n|---|---|---|---|---|"
+            "## Failures\n\n| run | prefix | binary | test | what it said | machine stalls in the run |\n|---|---|---|---|---|---|"
         );
         for (r, f) in &failures {
+            // a panic's message is on the line after `panicked at`
             let said = f
                 .failure
                 .as_deref()
                 .unwrap_or("(no output captured)")
                 .lines()
-                .next()
+                .find(|l| !l.contains("panicked at"))
                 .unwrap_or("")
                 .replace('|', "\\|");
             let _ = writeln!(
                 out,
-                "| {} | `{}` | {} | `{}` | {} |",
-                r.run, r.prefix, f.binary, f.name, said
+                "| {} | `{}` | {} | `{}` | {} | {} |",
+                r.run,
+                r.prefix,
+                f.binary,
+                f.name,
+                said,
+                stalls(r)
             );
         }
         for r in runs
@@ -159,7 +190,7 @@ pub fn render(runs: &[Run], meta: &Meta) -> String {
         {
             let _ = writeln!(
                 out,
-                "| {} | `{}` | – | – | exit {:?} with no failed test (a build or harness error: see run-{:02}.log) |",
+                "| {} | `{}` | – | – | exit {:?} with no failed test (a build or harness error: see run-{:02}.log) | – |",
                 r.run, r.prefix, r.exit, r.run
             );
         }
@@ -233,6 +264,10 @@ mod tests {
             },
         );
         assert!(md.contains("| 2 | `` | tests/up.rs | `a` |"), "{md}");
+        assert!(
+            md.contains("| none |") && !md.contains("Machine stalls"),
+            "{md}"
+        );
         assert_eq!(slowest(&runs, 10)[0].2.n, 5);
     }
 }

@@ -202,6 +202,7 @@ async fn one_run(log: &Path, header: &str, prefix: &str) -> Result<()> {
             }
         })
     };
+    let watch = stall_watch(out.clone(), start);
     let o = copy(Box::new(child.stdout.take().expect("piped")), 'o');
     let e = copy(Box::new(child.stderr.take().expect("piped")), 'e');
     let mut interrupted = None;
@@ -220,6 +221,7 @@ async fn one_run(log: &Path, header: &str, prefix: &str) -> Result<()> {
     };
     let _ = o.await;
     let _ = e.await;
+    watch.stop();
     let mut w = out.lock().expect("log lock");
     let elapsed = start.elapsed().as_secs_f64();
     match (interrupted, status.code()) {
@@ -277,6 +279,57 @@ fn undo_cargo_run(cmd: &mut tokio::process::Command) {
             cmd.env("LD_LIBRARY_PATH", joined);
         }
     }
+}
+
+/// A sleep of this long that takes over [`STALL`] by either clock is a stall
+/// of the whole machine (a VM paused or snapshotted, a starved scheduler, a
+/// stepped wall clock): Sentinel enters TILT for 30 s when its 100 ms timer
+/// sees more than 2 s pass, so such a stall can fail a test on its own.
+const TICK: std::time::Duration = std::time::Duration::from_millis(100);
+const STALL: f64 = 1.5;
+
+/// Stops the watcher thread when told (or dropped).
+struct StallWatch(Arc<std::sync::atomic::AtomicBool>);
+
+impl StallWatch {
+    fn stop(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for StallWatch {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Writes `# stall t=S mono=M wall=W` into the log for every tick that took
+/// over [`STALL`] seconds by the monotonic or the wall clock (measured by
+/// this process, outside the tests).
+fn stall_watch(out: Arc<Mutex<std::io::BufWriter<std::fs::File>>>, start: Instant) -> StallWatch {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let (mut mono, mut wall) = (Instant::now(), SystemTime::now());
+        while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(TICK);
+            let (m, w) = (Instant::now(), SystemTime::now());
+            let dm = m.duration_since(mono).as_secs_f64();
+            let dw = match w.duration_since(wall) {
+                Ok(d) => d.as_secs_f64(),
+                Err(e) => -e.duration().as_secs_f64(),
+            };
+            if dm > STALL || !(0.0..=STALL).contains(&dw) {
+                let t = start.elapsed().as_secs_f64();
+                let _ = writeln!(
+                    out.lock().expect("log lock"),
+                    "# stall t={t:.3} mono={dm:.3} wall={dw:.3}"
+                );
+            }
+            (mono, wall) = (m, w);
+        }
+    });
+    StallWatch(stop)
 }
 
 fn machine() -> String {

@@ -63,6 +63,18 @@ pub struct Run {
     pub elapsed_s: Option<f64>,
     pub binaries: Vec<Binary>,
     pub tests: Vec<Test>,
+    /// Stalls of the machine during the run (`# stall` lines).
+    pub stalls: Vec<Stall>,
+}
+
+/// A tick of the flake command's watcher that took far longer than asked.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Stall {
+    /// Seconds since the run started.
+    pub at_s: f64,
+    /// How long the 100 ms tick took by the monotonic and the wall clock.
+    pub mono_s: f64,
+    pub wall_s: f64,
 }
 
 impl Run {
@@ -247,6 +259,7 @@ pub fn parse(log: &str) -> Run {
         elapsed_s: None,
         binaries: Vec::new(),
         tests: Vec::new(),
+        stalls: Vec::new(),
     };
     let mut threads = 1usize;
     let mut pending: Option<Pending> = None;
@@ -260,6 +273,16 @@ pub fn parse(log: &str) -> Run {
             run.commit = f.get("commit").unwrap_or(&"").to_string();
             run.started_utc = f.get("started").unwrap_or(&"").to_string();
             threads = f.get("threads").and_then(|v| v.parse().ok()).unwrap_or(1);
+            continue;
+        }
+        if let Some(stall) = line.strip_prefix("# stall ") {
+            let f = fields(stall);
+            let num = |k| f.get(k).and_then(|v: &&str| v.parse().ok()).unwrap_or(0.0);
+            run.stalls.push(Stall {
+                at_s: num("t"),
+                mono_s: num("mono"),
+                wall_s: num("wall"),
+            });
             continue;
         }
         if let Some(trailer) = line.strip_prefix("# end ") {
@@ -345,6 +368,7 @@ mod tests {
      4.100 o
      4.100 o test result: ok. 2 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 3.08s
      5.000 e      Running tests/failover.rs (/c/target/debug/deps/failover-77aa)
+# stall t=6.500 mono=0.101 wall=3.212
      5.010 o running 2 tests
      7.000 o test kill_master ... FAILED
      9.000 o test pause_master ... ok
@@ -389,6 +413,8 @@ mod tests {
             ]
         );
         assert_eq!(r.binaries[1].finished_in_s, Some(4.06));
+        assert_eq!(r.stalls.len(), 1);
+        assert_eq!((r.stalls[0].at_s, r.stalls[0].wall_s), (6.5, 3.212));
         let failed: Vec<_> = r.failed().map(|t| t.name.as_str()).collect();
         assert_eq!(failed, ["kill_master"]);
         let f = r.failed().next().unwrap().failure.as_deref().unwrap();
