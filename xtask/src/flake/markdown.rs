@@ -21,10 +21,11 @@ pub struct Totals {
     pub runs: usize,
     pub passed: usize,
     pub failed: usize,
+    /// Interrupted, or unfinished (a log without its end).
     pub interrupted: usize,
     /// The longest series of passed runs with no failed run between them
-    /// (in the order the runs started; interrupted runs neither break nor
-    /// extend it).
+    /// (in the order the runs started; interrupted or unfinished runs
+    /// neither break nor extend it).
     pub longest_streak: usize,
     pub run_time_s: Option<Summary>,
 }
@@ -32,7 +33,7 @@ pub struct Totals {
 pub fn totals(runs: &[Run]) -> Totals {
     let (mut streak, mut longest) = (0, 0);
     for r in runs {
-        if r.interrupted {
+        if r.unfinished() {
             continue;
         }
         if r.passed() {
@@ -44,7 +45,7 @@ pub fn totals(runs: &[Run]) -> Totals {
     }
     let times: Vec<f64> = runs
         .iter()
-        .filter(|r| !r.interrupted)
+        .filter(|r| !r.unfinished())
         .filter_map(|r| r.elapsed_s)
         .collect();
     Totals {
@@ -52,9 +53,9 @@ pub fn totals(runs: &[Run]) -> Totals {
         passed: runs.iter().filter(|r| r.passed()).count(),
         failed: runs
             .iter()
-            .filter(|r| !r.interrupted && !r.passed())
+            .filter(|r| !r.unfinished() && !r.passed())
             .count(),
-        interrupted: runs.iter().filter(|r| r.interrupted).count(),
+        interrupted: runs.iter().filter(|r| r.unfinished()).count(),
         longest_streak: longest,
         run_time_s: summary(&times),
     }
@@ -74,7 +75,7 @@ type Samples<'a> = (
 fn samples(runs: &[Run]) -> Samples<'_> {
     let mut bins: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     let mut tests: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
-    for r in runs.iter().filter(|r| !r.interrupted) {
+    for r in runs.iter().filter(|r| !r.unfinished()) {
         for b in &r.binaries {
             if let Some(t) = b.finished_in_s {
                 bins.entry(&b.label).or_default().push(t);
@@ -129,7 +130,7 @@ pub fn render(runs: &[Run], meta: &Meta) -> String {
     );
     let _ = writeln!(
         out,
-        "| runs | passed | failed | interrupted | longest streak of passes | run time, s |\n|---|---|---|---|---|---|"
+        "| runs | passed | failed | interrupted or unfinished | longest streak of passes | run time, s |\n|---|---|---|---|---|---|"
     );
     let _ = writeln!(
         out,
@@ -158,7 +159,7 @@ pub fn render(runs: &[Run], meta: &Meta) -> String {
         .iter()
         .flat_map(|r| r.failed().map(move |f| (r, f)))
         .collect();
-    if !failures.is_empty() || runs.iter().any(|r| !r.interrupted && !r.passed()) {
+    if !failures.is_empty() || runs.iter().any(|r| !r.unfinished() && !r.passed()) {
         let _ = writeln!(
             out,
             "## Failures\n\n| run | prefix | binary | test | what it said | machine stalls in the run |\n|---|---|---|---|---|---|"
@@ -186,7 +187,7 @@ pub fn render(runs: &[Run], meta: &Meta) -> String {
         }
         for r in runs
             .iter()
-            .filter(|r| !r.interrupted && !r.passed() && r.failed().next().is_none())
+            .filter(|r| !r.unfinished() && !r.passed() && r.failed().next().is_none())
         {
             let _ = writeln!(
                 out,

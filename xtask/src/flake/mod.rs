@@ -73,8 +73,8 @@ pub async fn run(args: &FlakeArgs, state_root: &Path) -> Result<()> {
         let ran = one_run(&log, &header, &prefix).await;
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let r = parse::parse(&text);
-        let verdict = if r.interrupted {
-            "interrupted".to_string()
+        let verdict = if r.unfinished() {
+            "interrupted or unfinished".to_string()
         } else if r.passed() {
             "passed".to_string()
         } else {

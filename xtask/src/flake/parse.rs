@@ -83,6 +83,12 @@ impl Run {
         self.exit == Some(0) && !self.interrupted && self.failed().next().is_none()
     }
 
+    /// Interrupted, or its log has no end (the command was killed, or the
+    /// run is still going): such a run says nothing either way.
+    pub fn unfinished(&self) -> bool {
+        self.interrupted || self.exit.is_none()
+    }
+
     pub fn failed(&self) -> impl Iterator<Item = &Test> {
         self.tests.iter().filter(|t| t.outcome == Outcome::Failed)
     }
@@ -462,7 +468,11 @@ mod tests {
 # end interrupted=true elapsed=4.0
 ";
         let r = parse(log);
-        assert!(r.interrupted && !r.passed());
+        assert!(r.interrupted && r.unfinished() && !r.passed());
+        // a log without its end line (still running, or killed)
+        let cut = log.lines().take(4).collect::<Vec<_>>().join("\n");
+        let r = parse(&cut);
+        assert!(!r.interrupted && r.unfinished() && !r.passed());
         assert_eq!(r.binaries.len(), 1);
         assert_eq!(r.binaries[0].finished_in_s, None);
         assert_eq!(r.tests.len(), 1);
