@@ -363,6 +363,16 @@ async fn sentinel_client_follows_failover() -> Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (t0, _old, new) = kill_master(&tb).await?;
     tb.wait_vip_on(&new, common::failover_timeout(&tb)).await?;
+    // the client's own recovery: a write invoked after the VIP moved is
+    // acknowledged (a write still waiting on the dead master takes up to its
+    // 5 s timeout first)
+    let vip_moved = tb.timeline.now_ms();
+    wl.wait_acknowledged_after(
+        vip_moved,
+        common::failover_timeout(&tb) + Duration::from_millis(spec.timeout_ms),
+    )
+    .await
+    .context("the sentinel-aware client did not recover")?;
     // observation time after recovery
     tokio::time::sleep(Duration::from_secs(1)).await;
     let ops = wl.stop().await?;

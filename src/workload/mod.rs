@@ -92,6 +92,8 @@ pub fn key(id: u64) -> String {
 /// into the next run's keyspace).
 pub struct Workload {
     stop: Arc<AtomicBool>,
+    /// The invoke time (timeline ms, f64 bits) of the last acknowledged write.
+    last_ok: Arc<std::sync::atomic::AtomicU64>,
     task: Option<JoinHandle<Vec<Op>>>,
 }
 
@@ -115,10 +117,39 @@ impl Workload {
 
     fn spawn(target: Target, spec: &WorkloadSpec, timeline: Timeline) -> Workload {
         let stop = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(run(target, spec.clone(), timeline, stop.clone()));
+        let last_ok = Arc::new(std::sync::atomic::AtomicU64::new((-1.0f64).to_bits()));
+        let task = tokio::spawn(run(
+            target,
+            spec.clone(),
+            timeline,
+            stop.clone(),
+            last_ok.clone(),
+        ));
         Workload {
             stop,
+            last_ok,
             task: Some(task),
+        }
+    }
+
+    /// Waits until a write invoked at or after `t_ms` (timeline ms) has been
+    /// acknowledged: the client has recovered. Bounded by `timeout`.
+    pub async fn wait_acknowledged_after(&self, t_ms: f64, timeout: Duration) -> crate::Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            if f64::from_bits(self.last_ok.load(Ordering::Relaxed)) >= t_ms {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(crate::Error::State(format!(
+                    "no write invoked after {t_ms:.0} ms was acknowledged within {timeout:?}"
+                )));
+            }
+            crate::testbed::interrupt::sleep(
+                Duration::from_millis(20),
+                "waiting for an acknowledged write",
+            )
+            .await?;
         }
     }
 
@@ -174,6 +205,7 @@ async fn run(
     spec: WorkloadSpec,
     tl: Timeline,
     stop: Arc<AtomicBool>,
+    last_ok: Arc<std::sync::atomic::AtomicU64>,
 ) -> Vec<Op> {
     let period = Duration::from_secs_f64(1.0 / f64::from(spec.rate.max(1)));
     let timeout = Duration::from_millis(spec.timeout_ms);
@@ -229,6 +261,9 @@ async fn run(
                 Outcome::Unknown
             }
         };
+        if outcome == Outcome::Ok {
+            last_ok.store(invoke_ms.to_bits(), Ordering::Relaxed);
+        }
         ops.push(Op {
             id,
             process: "client".into(),

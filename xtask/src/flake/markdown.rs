@@ -155,8 +155,10 @@ pub fn render(runs: &[Run], meta: &Meta) -> String {
                 .join("; ")
         );
     }
+    // the tests an interruption stopped are not failures
     let failures: Vec<_> = runs
         .iter()
+        .filter(|r| !r.unfinished())
         .flat_map(|r| r.failed().map(move |f| (r, f)))
         .collect();
     if !failures.is_empty() || runs.iter().any(|r| !r.unfinished() && !r.passed()) {
