@@ -150,7 +150,47 @@ struct Pending {
     label: String,
     count: usize,
     started: f64,
+    /// Its `running N tests` line was seen: its `test result:` may still
+    /// come after the next binary's `Running` line (see [`parse`]).
+    printed: bool,
+    /// Its `test result:`'s time, when read before its `Running` line.
+    result: Option<Option<f64>>,
     ends: Vec<(String, Outcome, f64)>,
+}
+
+impl Pending {
+    fn new(label: String, t: f64) -> Self {
+        Pending {
+            label,
+            count: 0,
+            started: t,
+            printed: false,
+            result: None,
+            ends: Vec::new(),
+        }
+    }
+}
+
+/// The binary a `Running` line names: what was read of it before that line
+/// (`early`) included, and finished at once if its result was read too.
+fn start(
+    label: String,
+    t: f64,
+    early: &mut Option<Pending>,
+    run: &mut Run,
+    threads: usize,
+) -> Option<Pending> {
+    let mut p = early
+        .take()
+        .unwrap_or_else(|| Pending::new(String::new(), t));
+    p.label = label;
+    match p.result {
+        Some(finished) => {
+            finish(p, finished, run, threads);
+            None
+        }
+        None => Some(p),
+    }
 }
 
 /// Each test's duration by replaying libtest's scheduling (name order, at
@@ -269,6 +309,13 @@ pub fn parse(log: &str) -> Run {
     };
     let mut threads = 1usize;
     let mut pending: Option<Pending> = None;
+    // cargo's `Running` lines come on stderr, libtest's on stdout: two pipes,
+    // so lines written a moment apart can be read in either order. A label
+    // read while a binary is still printing waits in `next` for that
+    // binary's `test result:`; what is read of a binary before its label
+    // (from `running N tests` on) waits in `early`.
+    let mut next: Option<(String, f64)> = None;
+    let mut early: Option<Pending> = None;
     let mut stdout_texts: Vec<&str> = Vec::new();
     let mut in_failures = false;
     for line in log.lines() {
@@ -308,36 +355,69 @@ pub fn parse(log: &str) -> Run {
                     .map(|k| format!("doc-tests {k}"))
             });
             if let Some(label) = label {
-                if let Some(p) = pending.take() {
-                    finish(p, None, &mut run, threads);
+                if pending.as_ref().is_some_and(|p| p.printed) && next.is_none() {
+                    // the binary before may not have ended: its last lines
+                    // can be read after this one (another pipe)
+                    next = Some((label, t));
+                } else {
+                    if let Some(p) = pending.take() {
+                        finish(p, None, &mut run, threads);
+                    }
+                    if let Some((l, at)) = next.take() {
+                        finish(Pending::new(l, at), None, &mut run, threads);
+                    }
+                    pending = start(label, t, &mut early, &mut run, threads);
+                    in_failures = false;
                 }
-                pending = Some(Pending {
-                    label,
-                    count: 0,
-                    started: t,
-                    ends: Vec::new(),
-                });
-                in_failures = false;
             }
             continue;
         }
         stdout_texts.push(text);
-        let Some(p) = pending.as_mut() else { continue };
-        if let Some(n) = text
+        let running = text
             .strip_prefix("running ")
             .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-        {
-            p.count = n;
-            p.started = t;
+            .and_then(|n| n.parse().ok());
+        if let Some(n) = running {
+            // a new binary's first line: the one before ended without a result
+            if let Some((l, at)) = next.take() {
+                if let Some(p) = pending.take() {
+                    finish(p, None, &mut run, threads);
+                }
+                pending = Some(Pending::new(l, at));
+            }
+            match pending.as_mut() {
+                Some(p) if !p.printed => {
+                    p.count = n;
+                    p.started = t;
+                    p.printed = true;
+                }
+                // read before its own `Running` line
+                _ => {
+                    let mut e = Pending::new(String::new(), t);
+                    (e.count, e.printed) = (n, true);
+                    early = Some(e);
+                }
+            }
             in_failures = false;
-        } else if text == "failures:" {
+            continue;
+        }
+        let Some(p) = pending.as_mut().or(early.as_mut()) else {
+            continue;
+        };
+        if text == "failures:" {
             in_failures = true;
         } else if text.starts_with("test result:") {
             let finished = finished_in(text);
-            if let Some(p) = pending.take() {
+            if pending.is_some() {
+                let p = pending.take().expect("checked");
                 finish(p, finished, &mut run, threads);
+            } else if let Some(e) = early.as_mut() {
+                e.result = Some(finished);
             }
+            if let Some((l, at)) = next.take() {
+                pending = start(l, at, &mut early, &mut run, threads);
+            }
+            in_failures = false;
         } else if !in_failures {
             if let Some((name, outcome)) = test_line(text) {
                 p.ends.push((name.to_string(), outcome, t));
@@ -346,6 +426,9 @@ pub fn parse(log: &str) -> Run {
     }
     if let Some(p) = pending.take() {
         finish(p, None, &mut run, threads);
+    }
+    if let Some((l, at)) = next.take() {
+        finish(Pending::new(l, at), None, &mut run, threads);
     }
     let failures = failure_texts(&stdout_texts);
     for t in run
@@ -359,122 +442,4 @@ pub fn parse(log: &str) -> Run {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LOG: &str = "\
-# flake run=3 prefix=fl- threads=2 commit=abc123 started=2026-12-02T05:00:00Z
-     0.100 e    Compiling xtask v0.1.0
-     1.000 e      Running unittests src/lib.rs (/c/target/debug/deps/testbed-0123abcd)
-     1.010 o
-     1.020 o running 3 tests
-     1.500 o test b ... ok
-     2.020 o test a ... ok
-     4.000 o test c ... ignored, needs a reason
-     4.100 o
-     4.100 o test result: ok. 2 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 3.08s
-     5.000 e      Running tests/failover.rs (/c/target/debug/deps/failover-77aa)
-# stall t=6.500 mono=0.101 wall=3.212
-     5.010 o running 2 tests
-     7.000 o test kill_master ... FAILED
-     9.000 o test pause_master ... ok
-     9.010 o
-     9.010 o failures:
-     9.010 o
-     9.010 o ---- kill_master stdout ----
-     9.020 o timeline of kill_master
-     9.030 o Error: no promotion within 12 s
-     9.040 o
-     9.040 o Caused by:
-     9.040 o     sentinel said nothing
-     9.050 o note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace
-     9.060 o
-     9.060 o failures:
-     9.060 o     kill_master
-     9.070 o
-     9.070 o test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 4.06s
-     9.100 e error: test failed, to rerun pass `--test failover`
-    10.000 e    Doc-tests testbed
-    10.100 o running 0 tests
-    10.200 o test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s
-# end exit=101 interrupted=false elapsed=10.5
-";
-
-    #[test]
-    fn reads_binaries_outcomes_and_header() {
-        let r = parse(LOG);
-        assert_eq!(
-            (r.run, r.prefix.as_str(), r.commit.as_str()),
-            (3, "fl-", "abc123")
-        );
-        assert_eq!(r.exit, Some(101));
-        assert!(!r.passed());
-        let labels: Vec<_> = r.binaries.iter().map(|b| b.label.as_str()).collect();
-        assert_eq!(
-            labels,
-            [
-                "unittests testbed",
-                "tests/failover.rs",
-                "doc-tests testbed"
-            ]
-        );
-        assert_eq!(r.binaries[1].finished_in_s, Some(4.06));
-        assert_eq!(r.stalls.len(), 1);
-        assert_eq!((r.stalls[0].at_s, r.stalls[0].wall_s), (6.5, 3.212));
-        let failed: Vec<_> = r.failed().map(|t| t.name.as_str()).collect();
-        assert_eq!(failed, ["kill_master"]);
-        let f = r.failed().next().unwrap().failure.as_deref().unwrap();
-        assert!(f.starts_with("Error: no promotion within 12 s"), "{f}");
-        assert!(
-            f.contains("sentinel said nothing") && !f.contains("RUST_BACKTRACE"),
-            "{f}"
-        );
-    }
-
-    #[test]
-    fn durations_replay_name_order_and_thread_slots() {
-        let r = parse(LOG);
-        let d: BTreeMap<_, _> = r
-            .tests
-            .iter()
-            .map(|t| (t.name.as_str(), t.duration_s.map(|d| (d * 1000.0).round())))
-            .collect();
-        // a and b start at 1.020 (two threads); c starts when b ends (1.500)
-        assert_eq!(d["b"], Some(480.0));
-        assert_eq!(d["a"], Some(1000.0));
-        assert_eq!(d["c"], Some(2500.0));
-        assert_eq!(d["kill_master"], Some(1990.0));
-        assert_eq!(d["pause_master"], Some(3990.0));
-    }
-
-    #[test]
-    fn an_end_outside_the_schedule_leaves_durations_unknown() {
-        // one thread: `b` cannot end before `a`, which starts first
-        let ends = vec![
-            ("b".to_string(), Outcome::Ok, 2.0),
-            ("a".to_string(), Outcome::Ok, 3.0),
-        ];
-        assert_eq!(durations(0.0, &ends, 1), vec![None, None]);
-        assert_eq!(durations(0.0, &ends, 2), vec![Some(2.0), Some(3.0)]);
-    }
-
-    #[test]
-    fn an_interrupted_run_neither_passes_nor_keeps_a_half_binary_out() {
-        let log = "\
-# flake run=1 prefix= threads=2 commit=abc started=x
-     1.000 e      Running tests/up.rs (/t/deps/up-1)
-     1.100 o running 2 tests
-     3.000 o test a ... ok
-# end interrupted=true elapsed=4.0
-";
-        let r = parse(log);
-        assert!(r.interrupted && r.unfinished() && !r.passed());
-        // a log without its end line (still running, or killed)
-        let cut = log.lines().take(4).collect::<Vec<_>>().join("\n");
-        let r = parse(&cut);
-        assert!(!r.interrupted && r.unfinished() && !r.passed());
-        assert_eq!(r.binaries.len(), 1);
-        assert_eq!(r.binaries[0].finished_in_s, None);
-        assert_eq!(r.tests.len(), 1);
-    }
-}
+mod tests;
