@@ -401,25 +401,22 @@ pub fn parse(log: &str) -> Run {
             in_failures = false;
             continue;
         }
-        let Some(p) = pending.as_mut().or(early.as_mut()) else {
-            continue;
-        };
         if text == "failures:" {
             in_failures = true;
         } else if text.starts_with("test result:") {
             let finished = finished_in(text);
-            if pending.is_some() {
-                let p = pending.take().expect("checked");
-                finish(p, finished, &mut run, threads);
-            } else if let Some(e) = early.as_mut() {
-                e.result = Some(finished);
+            match (pending.take(), early.as_mut()) {
+                (Some(p), _) => finish(p, finished, &mut run, threads),
+                (None, Some(e)) => e.result = Some(finished),
+                (None, None) => {}
             }
             if let Some((l, at)) = next.take() {
                 pending = start(l, at, &mut early, &mut run, threads);
             }
             in_failures = false;
         } else if !in_failures {
-            if let Some((name, outcome)) = test_line(text) {
+            let open = pending.as_mut().or(early.as_mut());
+            if let (Some(p), Some((name, outcome))) = (open, test_line(text)) {
                 p.ends.push((name.to_string(), outcome, t));
             }
         }
